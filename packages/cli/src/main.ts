@@ -1,0 +1,16 @@
+import { Command } from 'commander';
+import { registerForward } from './commands/forward.js';
+
+/** Builds the `mcp-medsam` command; each sub-command lives in its own module under commands/. */
+export function buildProgram(): Command {
+  const program = new Command('mcp-medsam')
+    .description('MCP-MedSAM: train, export and run the lightweight medical Segment Anything model')
+    .version('0.1.0')
+    .showHelpAfterError();
+  registerForward(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

@@ -1,0 +1,51 @@
+import { LayerNorm, Linear, Module, nn, tf } from '@mcp-medsam/core';
+
+/**
+ * TinyViT window attention with a relative position bias per |Δrow|, |Δcol| offset.
+ * The qkv projection is laid out per head as [q | k | v] (spec §2.3), not [all q | all k | all v].
+ */
+export class Attention extends Module {
+  readonly norm: LayerNorm;
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  readonly attentionBiases: tf.Variable;
+  readonly scale: number;
+  constructor(
+    readonly dim: number,
+    readonly keyDim: number,
+    readonly numHeads: number,
+    readonly windowSize: number,
+  ) {
+    super();
+    const n = windowSize * windowSize;
+    this.scale = keyDim ** -0.5;
+    this.norm = this.child('norm', new LayerNorm(dim));
+    this.qkv = this.child('qkv', new Linear(dim, 3 * keyDim * numHeads));
+    this.proj = this.child('proj', new Linear(keyDim * numHeads, dim));
+    this.attentionBiases = this.param('attention_biases', tf.zeros([numHeads, n]));
+    // Offset id of token pair (p, q) in a ws×ws window: |Δr|·ws + |Δc| (non-persistent in PyTorch).
+    const idx = new Int32Array(n * n);
+    for (let p = 0; p < n; p++)
+      for (let q = 0; q < n; q++) {
+        const dr = Math.abs(Math.floor(p / windowSize) - Math.floor(q / windowSize));
+        const dc = Math.abs((p % windowSize) - (q % windowSize));
+        idx[p * n + q] = dr * windowSize + dc;
+      }
+    this.buffer('attention_bias_idxs', tf.tensor1d(idx, 'int32'), false);
+  }
+
+  /** x: (Nw, N, C) window tokens. */
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const [nw, n] = x.shape as [number, number, number];
+      const h = this.numHeads;
+      const kd = this.keyDim;
+      const qkv = tf.reshape(this.qkv.forward(this.norm.forward(x)), [nw, n, h, 3 * kd]);
+      const [q, k, v] = tf.split(qkv, [kd, kd, kd], 3).map((t) => tf.transpose(t, [0, 2, 1, 3]));
+      const bias = tf.reshape(tf.gather(this.attentionBiases, this.getBuffer('attention_bias_idxs'), 1), [h, n, n]);
+      const scores = tf.add(tf.mul(tf.matMul(q, tf.transpose(k, [0, 1, 3, 2])), this.scale), bias);
+      const out = tf.matMul(nn.softmax(scores), v);
+      return this.proj.forward(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [nw, n, h * kd]));
+    });
+  }
+}

@@ -1,0 +1,25 @@
+import { Module, nn, tf } from '@mcp-medsam/core';
+import { Conv2dBN } from './conv2d_bn.js';
+
+/** TinyViT MBConv (stage 0): 1x1 expand, depthwise 3x3, 1x1 project, GELU after the residual add. */
+export class MBConv extends Module {
+  readonly conv1: Conv2dBN;
+  readonly conv2: Conv2dBN;
+  readonly conv3: Conv2dBN;
+  constructor(dim: number, expandRatio: number) {
+    super();
+    const hidden = dim * expandRatio;
+    this.conv1 = this.child('conv1', new Conv2dBN(dim, hidden, 1));
+    this.conv2 = this.child('conv2', new Conv2dBN(hidden, hidden, 3, 1, 1, hidden));
+    this.conv3 = this.child('conv3', new Conv2dBN(hidden, dim, 1));
+  }
+  /** x: (B, H, W, C) map. */
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      let y = nn.gelu(this.conv1.forward(x));
+      y = nn.gelu(this.conv2.forward(y));
+      y = this.conv3.forward(y);
+      return nn.gelu(tf.add(y, x));
+    });
+  }
+}

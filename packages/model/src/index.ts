@@ -1,0 +1,15 @@
+export type { McpMedsamConfig, TinyViTConfig } from './config.js';
+export { EMBEDDING_SIZE, CROP_SIZE } from './config.js';
+export { MCP_MEDSAM, TINY, PRESETS, getPreset } from './presets.js';
+export { McpMedsam } from './mcp_medsam.js';
+export type { ForwardInputs, ForwardOutputs } from './mcp_medsam.js';
+export { TinyViT } from './image_encoder/tiny_vit.js';
+export type { EncoderTaps } from './image_encoder/tiny_vit.js';
+export { PromptEncoder } from './prompt_encoder/prompt_encoder.js';
+export type { PromptInputs, PromptOutputs } from './prompt_encoder/prompt_encoder.js';
+export { MaskDecoder } from './mask_decoder/mask_decoder.js';
+export type { MaskDecoderOutputs } from './mask_decoder/mask_decoder.js';
+export { TwoWayTransformer } from './mask_decoder/transformer.js';
+export { loadWeights, loadStateDict, saveWeights, stateDictArrays, isBareTinyViT } from './weights.js';
+export type { WeightsKind, LoadWeightsResult } from './weights.js';
+export * from './checkpoint/index.js';
