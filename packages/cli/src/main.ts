@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerEvaluate } from './commands/evaluate.js';
 import { registerForward } from './commands/forward.js';
 
 /** Builds the `mcp-medsam` command; each sub-command lives in its own module under commands/. */
@@ -8,6 +9,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   registerForward(program);
+  registerEvaluate(program);
   return program;
 }
 

@@ -2,7 +2,7 @@
  * Element types, the typed array that stores each, and the `NdArray` container shared by every
  * reader and writer of this package.
  */
-import { InputError } from '@mcp-medsam/core';
+import { InputError } from '@mcp-medsam/core/common';
 
 /** The element types an `NdArray` can hold. */
 export type DType =

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { InputError } from '@mcp-medsam/core';
+import { InputError } from '@mcp-medsam/core/common';
 
 /** Read a whole file. A missing or unreadable path gives an InputError naming it. */
 export async function readFileBytes(file: string): Promise<Uint8Array> {

@@ -6,7 +6,7 @@
  * (pickles), structured and string dtypes are refused with a FormatError, as is any header or data
  * that does not add up.
  */
-import { FormatError, InputError, MedsamError } from '@mcp-medsam/core';
+import { FormatError, InputError, MedsamError } from '@mcp-medsam/core/common';
 import {
   type AnyTypedArray,
   type DType,

@@ -2,7 +2,7 @@
  * NumPy `.npz` archives: a zip of `.npy` members, one per array (`np.savez`, stored, or
  * `np.savez_compressed`, deflate). Array names are the member names without `.npy`.
  */
-import { FormatError, InputError } from '@mcp-medsam/core';
+import { FormatError, InputError } from '@mcp-medsam/core/common';
 import type { NdArray } from './dtype.js';
 import { readNpy, writeNpy } from './npy.js';
 import { readZip, writeZip, type ZipEntry, type ZipLimits } from './zip.js';

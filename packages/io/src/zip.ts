@@ -8,7 +8,7 @@
  * zero-copy views of the input.
  */
 import { inflateSync, deflateSync } from 'fflate';
-import { FormatError, InputError, MedsamError } from '@mcp-medsam/core';
+import { FormatError, InputError, MedsamError } from '@mcp-medsam/core/common';
 import { crc32 } from './crc32.js';
 
 export interface ZipEntry {

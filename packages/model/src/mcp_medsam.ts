@@ -74,6 +74,11 @@ export class McpMedsam extends Module {
 
   /** The full network as the original's training loop calls it, with every output. */
   forward(inputs: ForwardInputs, options: { taps?: boolean } = {}): ForwardOutputs {
+    // Validate everything before the expensive encoder runs.
+    validateImage(inputs.image, this.config.imageSize);
+    validatePrompts(inputs, this.config);
+    if (inputs.image.shape[0] !== inputs.boxes.shape[0])
+      throw new InputError(`image batch ${inputs.image.shape[0]} differs from the prompt batch ${inputs.boxes.shape[0]}`);
     const taps: EncoderTaps | undefined = options.taps ? {} : undefined;
     const emb = this.encodeImage(inputs.image, taps);
     const dec = this.decode(emb, inputs);

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { initBackend, Module, tf } from '@mcp-medsam/core';
-import { ndarrayToTensor, readNpzFile, toFloat32 } from '@mcp-medsam/io';
+import { readNpzFile, toFloat32 } from '@mcp-medsam/io';
+import { ndarrayToTensor } from '@mcp-medsam/io/tensor';
 import { McpMedsam, MCP_MEDSAM, TINY, loadWeights } from '@mcp-medsam/model';
 import { Attention as WindowAttention } from '../src/image_encoder/attention.js';
 import { TinyViTBlock } from '../src/image_encoder/tiny_vit_block.js';

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InputError, initBackend, tf } from '@mcp-medsam/core';
-import { ndarrayToTensor, readNpzFile, tensorToNdarray, writeNpzFile, type NdArray } from '@mcp-medsam/io';
+import { readNpzFile, writeNpzFile, type NdArray } from '@mcp-medsam/io';
+import { ndarrayToTensor, tensorToNdarray } from '@mcp-medsam/io/tensor';
 import { McpMedsam, getPreset, loadWeights } from '@mcp-medsam/model';
 import { requireArray } from '../lib/inputs.js';
 

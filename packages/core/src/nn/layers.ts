@@ -1,6 +1,6 @@
 import { tf } from '../tf.js';
 import { Module } from './module.js';
-import { uniformInit } from './init.js';
+import { normalInit, uniformInit } from './init.js';
 import { layerNorm, linear } from './functional.js';
 
 /** nn.Linear: weight (out, in), bias (out); works on (..., in) inputs. */
@@ -223,7 +223,7 @@ export class Embedding extends Module {
     readonly dim: number,
   ) {
     super();
-    this.weight = this.param('weight', tf.randomNormal([num, dim], 0, 1, 'float32', num * 7919 + dim));
+    this.weight = this.param('weight', normalInit([num, dim]));
   }
   forward(indices: tf.Tensor): tf.Tensor {
     return tf.gather(this.weight, indices.dtype === 'int32' ? indices : tf.cast(indices, 'int32'));
