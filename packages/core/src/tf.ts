@@ -2,6 +2,9 @@
 // places is fine (it is a singleton per process), but going through here keeps the
 // backends registered before any op runs.
 import * as tf from '@tensorflow/tfjs-core';
+// The Node build of tfjs-core registers no gradient functions; the union package's build
+// registers all of them on the same tfjs-core instance (it is also what tfjs-node loads).
+import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
