@@ -1,0 +1,37 @@
+export {
+  IMAGE_SIZE,
+  preprocessImage,
+  preprocessImageData,
+  scaleBox,
+  cropContent,
+  cropContentData,
+  postprocessLogits,
+  sigmoidAboveHalf,
+  bboxOfMask,
+  padBottomRight,
+} from './inference.js';
+export type {
+  Box,
+  PreprocessedImage,
+  ContentCrop,
+  PostprocessOptions,
+  PostprocessedMask,
+  BboxOptions,
+} from './inference.js';
+export {
+  buildTrainingSample,
+  rngChoices,
+  replayChoices,
+  modalityToken,
+  ResampleError,
+  BOX_SIDES,
+} from './training.js';
+export type {
+  SampleChoices,
+  RecordedChoices,
+  BoxSide,
+  ResampleReason,
+  TrainingSampleOptions,
+  TrainingSampleMeta,
+  TrainingSample,
+} from './training.js';
