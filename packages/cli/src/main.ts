@@ -1,6 +1,8 @@
 import { Command } from 'commander';
+import { registerConvert } from './commands/convert.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerForward } from './commands/forward.js';
+import { registerInspect } from './commands/inspect.js';
 
 /** Builds the `mcp-medsam` command; each sub-command lives in its own module under commands/. */
 export function buildProgram(): Command {
@@ -10,6 +12,8 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerForward(program);
   registerEvaluate(program);
+  registerInspect(program);
+  registerConvert(program);
   return program;
 }
 
