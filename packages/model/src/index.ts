@@ -13,3 +13,5 @@ export { TwoWayTransformer } from './mask_decoder/transformer.js';
 export { loadWeights, loadStateDict, saveWeights, stateDictArrays, isBareTinyViT } from './weights.js';
 export type { WeightsKind, LoadWeightsResult } from './weights.js';
 export * from './checkpoint/index.js';
+export { stepGradients } from './gradients.js';
+export type { StepGradients } from './gradients.js';

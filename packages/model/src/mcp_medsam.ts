@@ -79,33 +79,38 @@ export class McpMedsam extends Module {
     validatePrompts(inputs, this.config);
     if (inputs.image.shape[0] !== inputs.boxes.shape[0])
       throw new InputError(`image batch ${inputs.image.shape[0]} differs from the prompt batch ${inputs.boxes.shape[0]}`);
-    const taps: EncoderTaps | undefined = options.taps ? {} : undefined;
-    const emb = this.encodeImage(inputs.image, taps);
-    const dec = this.decode(emb, inputs);
     const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
-    const result: ForwardOutputs = tf.tidy(() => ({
-      image_embedding: nchw(emb),
-      sparse: dec.sparse,
-      dense: nchw(dec.dense),
-      dense_pe: nchw(dec.densePe),
-      hs: dec.hs,
-      keys: dec.keys,
-      low_res_logits: dec.lowResLogits,
-      iou: dec.iou,
-      category_logits: dec.categoryLogits,
-      clip_vec: dec.clipVec,
-      img_vec: dec.imgVec,
-    }));
-    emb.dispose();
-    for (const t of [dec.dense, dec.densePe]) t.dispose();
-    if (taps) {
-      for (const [k, v] of Object.entries(taps)) {
-        (result as unknown as Record<string, tf.Tensor>)[`tap_${k}`] =
-          k === 'patch_embed' ? tf.tidy(() => nchw(v as tf.Tensor)) : (v as tf.Tensor);
-        if (k === 'patch_embed') (v as tf.Tensor).dispose();
+    // One tidy for the whole pass: intermediates the gradient tape still needs must not be
+    // disposed by hand.
+    return tf.tidy(() => {
+      const taps: EncoderTaps | undefined = options.taps ? {} : undefined;
+      const emb = this.encodeImage(inputs.image, taps);
+      const dec = this.decode(emb, inputs);
+      const result: ForwardOutputs = {
+        image_embedding: nchw(emb),
+        sparse: dec.sparse,
+        dense: nchw(dec.dense),
+        dense_pe: nchw(dec.densePe),
+        hs: dec.hs,
+        keys: dec.keys,
+        low_res_logits: dec.lowResLogits,
+        iou: dec.iou,
+        category_logits: dec.categoryLogits,
+        clip_vec: dec.clipVec,
+        img_vec: dec.imgVec,
+      };
+      if (taps) {
+        if (taps.patch_embed) {
+          result.tap_patch_embed = nchw(taps.patch_embed);
+          taps.patch_embed.dispose(); // a kept clone; the NCHW copy is what is returned
+        }
+        result.tap_layers_0 = taps.layers_0;
+        result.tap_layers_1 = taps.layers_1;
+        result.tap_layers_2 = taps.layers_2;
+        result.tap_layers_3 = taps.layers_3;
       }
-    }
-    return result;
+      return result as unknown as tf.TensorContainer;
+    }) as unknown as ForwardOutputs;
   }
 }
 

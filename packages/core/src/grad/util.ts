@@ -93,8 +93,8 @@ export function windowsKernel({
   const out = be.makeOutput([starts.length, len], 'float32');
   // Views after makeOutput: allocating may grow (and so replace) the wasm heap.
   const heap = new Float32Array(be.wasm.HEAPU8.buffer);
-  const src = be.dataIdMap.get(x.dataId).memoryOffset >> 2;
-  const dst = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
+  const src = be.dataIdMap.get(x.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
+  const dst = be.dataIdMap.get(out.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
   for (let w = 0; w < starts.length; w++) {
     const s = starts[w];
     const e = Math.min(ends[w], size, s + len);
@@ -149,8 +149,8 @@ export function phaseSplitKernel({
   const be = asWasm(backend);
   const out = be.makeOutput(channelsFirst ? [sh * sw * c, m] : [sh * sw * m, c], 'float32');
   const heap = new Float32Array(be.wasm.HEAPU8.buffer);
-  const src = be.dataIdMap.get(x.dataId).memoryOffset >> 2;
-  const dst = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
+  const src = be.dataIdMap.get(x.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
+  const dst = be.dataIdMap.get(out.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
   heap.fill(0, dst, dst + sh * sw * m * c);
   for (let p = 0; p < sh; p++) {
     for (let q = 0; q < sw; q++) {
@@ -214,8 +214,8 @@ export function phaseMergeKernel({
   const be = asWasm(backend);
   const out = be.makeOutput([n, h, w, c], 'float32');
   const heap = new Float32Array(be.wasm.HEAPU8.buffer);
-  const src = be.dataIdMap.get(x.dataId).memoryOffset >> 2;
-  const dst = be.dataIdMap.get(out.dataId).memoryOffset >> 2;
+  const src = be.dataIdMap.get(x.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
+  const dst = be.dataIdMap.get(out.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
   heap.fill(0, dst, dst + n * h * w * c);
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < u; i++) {

@@ -2,6 +2,8 @@ import { tf } from '../tf.js';
 import { Module } from './module.js';
 import { normalInit, uniformInit } from './init.js';
 import { layerNorm, linear } from './functional.js';
+import { batchNormTrain } from './norm.js';
+import { isRecomputing } from './checkpoint.js';
 
 /** nn.Linear: weight (out, in), bias (out); works on (..., in) inputs. */
 export class Linear extends Module {
@@ -18,7 +20,7 @@ export class Linear extends Module {
     if (options.bias ?? true) this.bias = this.param('bias', uniformInit([outFeatures], bound));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return linear(x, this.weight, this.bias);
+    return linear(x, this.weight, this.bias, !this.training);
   }
 }
 
@@ -63,11 +65,15 @@ export class Conv2d extends Module {
 
   /** x: (N, H, W, C_in) -> (N, H', W', C_out). */
   forward(x: tf.Tensor): tf.Tensor {
-    return conv2dNHWC(x, this.weight, this.bias, this.stride, this.padding, this.groups);
+    return conv2dNHWC(x, this.weight, this.bias, this.stride, this.padding, this.groups, !this.training);
   }
 }
 
-/** The convolution behind Conv2d, reusable with weights that do not live in a module (folded BN). */
+/**
+ * The convolution behind Conv2d, reusable with weights that do not live in a module (folded BN).
+ * With `fused` (inference only: tfjs's fused ops have slow gradients on wasm) the bias add runs
+ * inside the convolution kernel instead of as a separate pass.
+ */
 export function conv2dNHWC(
   x: tf.Tensor,
   weight: tf.Tensor,
@@ -75,24 +81,47 @@ export function conv2dNHWC(
   stride: number,
   padding: number,
   groups: number,
+  fused = false,
 ): tf.Tensor {
   return tf.tidy(() => {
     const [outC, , kh, kw] = weight.shape;
+    const fb = fused ? bias : undefined;
     let y: tf.Tensor;
     if (groups > 1) {
       // (C, 1, kh, kw) -> (kh, kw, C, 1)
-      const f = tf.transpose(weight, [2, 3, 0, 1]) as tf.Tensor4D;
-      y = tf.depthwiseConv2d(x as tf.Tensor4D, f, stride, padding);
+      const filter = tf.transpose(weight, [2, 3, 0, 1]) as tf.Tensor4D;
+      y = fb
+        ? tf.fused.depthwiseConv2d({ x: x as tf.Tensor4D, filter, strides: stride, pad: padding, bias: fb })
+        : tf.depthwiseConv2d(x as tf.Tensor4D, filter, stride, padding);
     } else if (kh === 1 && kw === 1 && stride === 1 && padding === 0) {
       // A 1x1 convolution is a matMul over pixels, faster than the conv kernel on wasm.
       const [n, h, w, c] = x.shape;
-      const m = tf.matMul(tf.reshape(x, [n * h * w, c]) as tf.Tensor2D, tf.transpose(tf.reshape(weight, [outC, c])) as tf.Tensor2D);
-      y = tf.reshape(m, [n, h, w, outC]);
+      const a = tf.reshape(x, [n * h * w, c]) as tf.Tensor2D;
+      const b = tf.transpose(tf.reshape(weight, [outC, c])) as tf.Tensor2D;
+      y = tf.reshape(fb ? tf.fused.matMul({ a, b, bias: fb }) : tf.matMul(a, b), [n, h, w, outC]);
     } else {
-      const f = tf.transpose(weight, [2, 3, 1, 0]) as tf.Tensor4D;
-      y = tf.conv2d(x as tf.Tensor4D, f, stride, padding);
+      const filter = tf.transpose(weight, [2, 3, 1, 0]) as tf.Tensor4D;
+      y = fb
+        ? tf.fused.conv2d({ x: x as tf.Tensor4D, filter, strides: stride, pad: padding, bias: fb })
+        : tf.conv2d(x as tf.Tensor4D, filter, stride, padding);
     }
-    return bias ? tf.add(y, bias) : y;
+    return bias && !fb ? tf.add(y, bias) : y;
+  });
+}
+
+/**
+ * Conv2d followed by BatchNorm2d. In eval mode the normalisation is folded into the
+ * convolution's weight and bias (one pass over the map instead of two); in training mode they
+ * run as two layers so the batch statistics are used and the running ones updated.
+ */
+export function conv2dBatchNorm(x: tf.Tensor, conv: Conv2d, bn: BatchNorm2d): tf.Tensor {
+  if (bn.training || conv.training) return bn.forward(conv.forward(x));
+  return tf.tidy(() => {
+    const scale = tf.mul(bn.weight, tf.rsqrt(tf.add(bn.getBuffer('running_var'), bn.eps)));
+    const weight = tf.mul(conv.weight, tf.reshape(scale, [-1, 1, 1, 1]));
+    let bias = tf.sub(bn.bias, tf.mul(bn.getBuffer('running_mean'), scale));
+    if (conv.bias) bias = tf.add(bias, tf.mul(conv.bias, scale));
+    return conv2dNHWC(x, weight, bias, conv.stride, conv.padding, conv.groups, true);
   });
 }
 
@@ -145,7 +174,7 @@ export class LayerNorm extends Module {
     this.bias = this.param('bias', tf.zeros([dim]));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return layerNorm(x, this.weight, this.bias, this.eps);
+    return layerNorm(x, this.weight, this.bias, this.eps, this.training);
   }
 }
 
@@ -191,14 +220,13 @@ export class BatchNorm2d extends Module {
         this.eps,
       );
     }
-    const axes = x.shape.slice(0, -1).map((_, i) => i);
     const count = x.size / this.numFeatures;
-    const { mean, variance } = tf.moments(x, axes);
-    this.updateRunningStats(mean, variance, count);
-    return tf.tidy(() => {
-      const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(xhat, this.weight), this.bias);
-    });
+    const { y, mean, variance } = batchNormTrain(x, this.weight, this.bias, this.eps);
+    // A checkpointed block re-running its forward for the backward pass must not count twice.
+    if (!isRecomputing()) this.updateRunningStats(mean, variance, count);
+    mean.dispose();
+    variance.dispose();
+    return y;
   }
 
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {

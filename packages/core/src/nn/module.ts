@@ -27,6 +27,8 @@ interface BufferSlot {
  */
 export class Module {
   training = true;
+  /** Recompute this block's activations in the backward pass (see `checkpoint`). */
+  checkpointGradients = false;
   private readonly ownParams = new Map<string, tf.Variable>();
   private readonly ownBuffers = new Map<string, BufferSlot>();
   private readonly children = new Map<string, Module>();
@@ -177,6 +179,12 @@ export class Module {
 
   eval(): this {
     return this.train(false);
+  }
+
+  /** Turns gradient checkpointing on or off for this module and every descendant. */
+  setGradientCheckpointing(on: boolean): this {
+    for (const [, m] of this.namedModules()) m.checkpointGradients = on;
+    return this;
   }
 
   /** Number of trainable scalars. */

@@ -10,6 +10,8 @@ export class Attention extends Module {
   readonly proj: Linear;
   readonly attentionBiases: tf.Variable;
   readonly scale: number;
+  /** Row indices of W_qkv for q, k and v, head-major: row h·3kd + part·kd + t. */
+  private readonly qkvRows: tf.Tensor1D[];
   constructor(
     readonly dim: number,
     readonly keyDim: number,
@@ -32,6 +34,14 @@ export class Attention extends Module {
         idx[p * n + q] = dr * windowSize + dc;
       }
     this.buffer('attention_bias_idxs', tf.tensor1d(idx, 'int32'), false);
+    this.qkvRows = [0, 1, 2].map((part) =>
+      tf.keep(
+        tf.tensor1d(
+          Array.from({ length: numHeads * keyDim }, (_, i) => Math.floor(i / keyDim) * 3 * keyDim + part * keyDim + (i % keyDim)),
+          'int32',
+        ),
+      ),
+    );
   }
 
   /** x: (Nw, N, C) window tokens. */
@@ -40,8 +50,14 @@ export class Attention extends Module {
       const [nw, n] = x.shape as [number, number, number];
       const h = this.numHeads;
       const kd = this.keyDim;
-      const qkv = tf.reshape(this.qkv.forward(this.norm.forward(x)), [nw, n, h, 3 * kd]);
-      const [q, k, v] = tf.split(qkv, [kd, kd, kd], 3).map((t) => tf.transpose(t, [0, 2, 1, 3]));
+      const xn = this.norm.forward(x);
+      // Three projections with the q, k and v rows gathered out of the per-head [q|k|v] layout:
+      // splitting the (…, 3C) output instead costs a strided copy slower than the matMuls.
+      const [q, k, v] = this.qkvRows.map((rows) => {
+        // (The bias is added separately: tfjs-wasm's fused matMul misreads the shape of a gather output.)
+        const t = tf.add(nn.linear(xn, tf.gather(this.qkv.weight, rows)), tf.gather(this.qkv.bias!, rows));
+        return tf.transpose(tf.reshape(t, [nw, n, h, kd]), [0, 2, 1, 3]);
+      });
       const bias = tf.reshape(tf.gather(this.attentionBiases, this.getBuffer('attention_bias_idxs'), 1), [h, n, n]);
       const scores = tf.add(tf.mul(tf.matMul(q, tf.transpose(k, [0, 1, 3, 2])), this.scale), bias);
       const out = tf.matMul(nn.softmax(scores), v);

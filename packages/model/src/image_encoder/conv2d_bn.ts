@@ -1,4 +1,4 @@
-import { BatchNorm2d, Conv2d, Module, tf } from '@mcp-medsam/core';
+import { BatchNorm2d, Conv2d, Module, nn, tf } from '@mcp-medsam/core';
 
 /** TinyViT's Conv2d_BN: a bias-free convolution `c` followed by BatchNorm `bn`. NHWC in and out. */
 export class Conv2dBN extends Module {
@@ -10,6 +10,19 @@ export class Conv2dBN extends Module {
     this.bn = this.child('bn', new BatchNorm2d(outC));
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.bn.forward(this.c.forward(x)));
+    return nn.conv2dBatchNorm(x, this.c, this.bn);
+  }
+
+  /**
+   * conv → BN → GELU as one checkpointed unit when training with gradient checkpointing: the
+   * tape keeps the unit's input only, and its backward pass holds one unit's activations.
+   */
+  forwardGelu(x: tf.Tensor): tf.Tensor {
+    return nn.checkpoint(this, x, (t) => nn.gelu(this.forward(t)));
+  }
+
+  /** conv → BN as one checkpointed unit. */
+  forwardCheckpointed(x: tf.Tensor): tf.Tensor {
+    return nn.checkpoint(this, x, (t) => this.forward(t));
   }
 }

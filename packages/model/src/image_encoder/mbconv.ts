@@ -16,9 +16,11 @@ export class MBConv extends Module {
   /** x: (B, H, W, C) map. */
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      let y = nn.gelu(this.conv1.forward(x));
-      y = nn.gelu(this.conv2.forward(y));
-      y = this.conv3.forward(y);
+      // Checkpointed per unit (in training): at 256x256 with 256 channels a whole block's
+      // activations and their gradients do not fit the 4 GB wasm heap.
+      let y = this.conv1.forwardGelu(x);
+      y = this.conv2.forwardGelu(y);
+      y = this.conv3.forwardCheckpointed(y);
       return nn.gelu(tf.add(y, x));
     });
   }

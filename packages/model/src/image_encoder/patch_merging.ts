@@ -25,9 +25,9 @@ export class PatchMerging extends Module {
       const b = x.shape[0];
       const r = this.resolution;
       const map = x.rank === 3 ? tf.reshape(x, [b, r, r, x.shape[2] as number]) : x;
-      let y = nn.gelu(this.conv1.forward(map));
-      y = nn.gelu(this.conv2.forward(y));
-      y = this.conv3.forward(y);
+      let y = this.conv1.forwardGelu(map);
+      y = this.conv2.forwardGelu(y);
+      y = this.conv3.forwardCheckpointed(y);
       const [, h, w, c] = y.shape;
       return tf.reshape(y, [b, h * w, c]);
     });

@@ -39,6 +39,7 @@ export class ConvLayer extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
+      // MBConv and PatchMerging checkpoint their conv units themselves.
       let y = x;
       for (const b of this.blocks.items) y = b.forward(y);
       return this.downsample.forward(y);
@@ -58,7 +59,7 @@ export class BasicLayer extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       let y = x;
-      for (const b of this.blocks.items) y = b.forward(y);
+      for (const b of this.blocks.items) y = nn.checkpoint(b, y, (t) => b.forward(t));
       return this.downsample ? this.downsample.forward(y) : y;
     });
   }
@@ -131,10 +132,11 @@ export class TinyViT extends Module {
     return tf.tidy(() => {
       const b = image.shape[0];
       let x = this.patch_embed.forward(tf.transpose(image, [0, 2, 3, 1]));
-      if (taps) taps.patch_embed = tf.keep(x);
+      // Taps hold their own references (clones share the data), so callers may dispose them.
+      if (taps) taps.patch_embed = tf.keep(tf.clone(x));
       this.layers.items.forEach((layer, i) => {
         x = layer.forward(x);
-        if (taps) (taps as Record<string, tf.Tensor>)[`layers_${i}`] = tf.keep(x);
+        if (taps) (taps as Record<string, tf.Tensor>)[`layers_${i}`] = tf.keep(tf.clone(x));
       });
       const c = x.shape[2] as number;
       let y = tf.reshape(x, [b, EMBEDDING_SIZE, EMBEDDING_SIZE, c]);

@@ -53,7 +53,7 @@ export class DecBlock extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const y = nn.leakyRelu(this.batch_norm1.forward(this.conv1.forward(x)), 0.1);
+      const y = nn.leakyRelu(nn.conv2dBatchNorm(x, this.conv1, this.batch_norm1), 0.1);
       return tf.add(this.conv2.forward(y), x);
     });
   }

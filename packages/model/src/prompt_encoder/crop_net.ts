@@ -15,8 +15,8 @@ export class ResBlockPE extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      let y = nn.leakyRelu(this.batch_norm1.forward(this.conv1.forward(x)), 0.1);
-      y = this.batch_norm2.forward(this.conv2.forward(y));
+      let y = nn.leakyRelu(nn.conv2dBatchNorm(x, this.conv1, this.batch_norm1), 0.1);
+      y = nn.conv2dBatchNorm(y, this.conv2, this.batch_norm2);
       return nn.leakyRelu(tf.add(y, x), 0.1);
     });
   }
@@ -43,7 +43,7 @@ export class CropNet extends Module {
   forward(crop: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       let x = this.conv.forward(tf.transpose(crop, [0, 2, 3, 1]));
-      x = this.conv3.forward(this.conv2.forward(this.conv1.forward(x)));
+      for (const block of [this.conv1, this.conv2, this.conv3]) x = nn.checkpoint(block, x, (t) => block.forward(t));
       return this.conv4.forward(x);
     });
   }

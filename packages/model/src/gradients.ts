@@ -1,0 +1,77 @@
+import { nn, tf } from '@mcp-medsam/core';
+import type { ForwardInputs, ForwardOutputs, McpMedsam } from './mcp_medsam.js';
+
+export interface StepGradients {
+  /** The loss value. */
+  loss: tf.Scalar;
+  /** Gradient of every parameter the loss depends on, by state-dict name. */
+  grads: Map<string, tf.Tensor>;
+}
+
+/**
+ * Loss and parameter gradients of one training step, in two phases so that the peak memory is
+ * the larger of the encoder's and the decoder's instead of their sum (tfjs keeps every
+ * activation and every intermediate gradient of a tape until its backward pass ends):
+ *
+ * 1. the image encoder runs without a tape (BatchNorm statistics are updated as usual);
+ * 2. prompt encoder + decoder + loss run under a tape with the embedding as a leaf, giving the
+ *    loss, their parameter gradients and dL/d(embedding);
+ * 3. the encoder runs again under a tape (as a recomputation: no second statistics update) and
+ *    is back-propagated from dL/d(embedding).
+ *
+ * The gradients equal a single tape's; the encoder's forward pass runs twice.
+ */
+export function stepGradients(
+  model: McpMedsam,
+  inputs: ForwardInputs,
+  lossFn: (outputs: ForwardOutputs) => tf.Scalar,
+): StepGradients {
+  const named = new Map(model.namedParameters().map(([k, v]) => [v.name, k]));
+  const encoderVars = model.image_encoder.namedParameters().map(([, v]) => v).filter((v) => v.trainable);
+  const otherVars = [...model.mask_decoder.namedParameters(), ...model.prompt_encoder.namedParameters()]
+    .map(([, v]) => v)
+    .filter((v) => v.trainable);
+  const grads = new Map<string, tf.Tensor>();
+
+  const emb = tf.tidy(() => model.encodeImage(inputs.image));
+  const embVar = tf.variable(emb, true);
+  emb.dispose();
+  let loss: tf.Scalar;
+  let dEmb: tf.Tensor;
+  try {
+    const phase2 = tf.variableGrads(() => {
+      const dec = model.decode(embVar, inputs);
+      const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
+      const outputs: ForwardOutputs = {
+        image_embedding: nchw(embVar),
+        sparse: dec.sparse,
+        dense: nchw(dec.dense),
+        dense_pe: nchw(dec.densePe),
+        hs: dec.hs,
+        keys: dec.keys,
+        low_res_logits: dec.lowResLogits,
+        iou: dec.iou,
+        category_logits: dec.categoryLogits,
+        clip_vec: dec.clipVec,
+        img_vec: dec.imgVec,
+      };
+      return lossFn(outputs);
+    }, [embVar, ...otherVars]);
+    loss = phase2.value;
+    dEmb = phase2.grads[embVar.name];
+    for (const [varName, g] of Object.entries(phase2.grads)) {
+      if (varName === embVar.name) continue;
+      grads.set(named.get(varName) ?? varName, g);
+    }
+  } finally {
+    embVar.dispose();
+  }
+
+  const phase3 = nn.recomputing(() =>
+    tf.variableGrads(() => tf.sum(tf.mul(model.encodeImage(inputs.image), dEmb)) as tf.Scalar, encoderVars),
+  );
+  phase3.value.dispose();
+  dEmb.dispose();
+  for (const [varName, g] of Object.entries(phase3.grads)) grads.set(named.get(varName) ?? varName, g);
+  return { loss, grads };
+}
