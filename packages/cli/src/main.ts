@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerConvert } from './commands/convert.js';
+import { registerDemo } from './commands/demo.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerForward } from './commands/forward.js';
 import { registerInspect } from './commands/inspect.js';
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .description('MCP-MedSAM: train, export and run the lightweight medical Segment Anything model')
     .version('0.1.0')
     .showHelpAfterError();
+  registerDemo(program);
   registerForward(program);
   registerEvaluate(program);
   registerInspect(program);
