@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { SHARED } from './test-utils/shared.js';
 
-const src = (name: string, file: string) => fileURLToPath(new URL(`./packages/${name}/src/${file}`, import.meta.url));
+const src = (name: string, file: string) =>
+  fileURLToPath(new URL(`./packages/${name}/src/${file}`, import.meta.url));
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 
@@ -31,7 +32,9 @@ function filesNeedingShared(): string[] {
 
 const skipShared = !existsSync(SHARED) && !process.env.MCP_MEDSAM_REQUIRE_SHARED ? filesNeedingShared() : [];
 if (skipShared.length)
-  console.warn(`note: ${SHARED} not found; skipping ${skipShared.length} test files that need the shared fixtures`);
+  console.warn(
+    `note: ${SHARED} not found; skipping ${skipShared.length} test files that need the shared fixtures`,
+  );
 
 // Tests import packages by name; point them at the sources so `pnpm test` needs no build.
 export default defineConfig({

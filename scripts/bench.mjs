@@ -20,7 +20,10 @@ for (const pkg of readdirSync(path.join(root, 'packages')).sort()) {
 let failed = 0;
 for (const file of files) {
   process.stderr.write(`# ${path.relative(root, file)}\n`);
-  const r = spawnSync(process.execPath, ['--expose-gc', file], { stdio: ['ignore', 'inherit', 'inherit'], cwd: path.dirname(file) });
+  const r = spawnSync(process.execPath, ['--expose-gc', file], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    cwd: path.dirname(file),
+  });
   if (r.status !== 0) {
     failed++;
     process.stderr.write(`# ${path.relative(root, file)} failed (exit ${r.status})\n`);

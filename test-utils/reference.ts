@@ -37,7 +37,14 @@ export function erf(x: number): number {
 export const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
 /** y = x·Wᵀ + b over the last axis; x has `rows` rows of `inF`. */
-export function linear(x: ArrayLike<number>, rows: number, inF: number, w: ArrayLike<number>, outF: number, b?: ArrayLike<number>): Float64Array {
+export function linear(
+  x: ArrayLike<number>,
+  rows: number,
+  inF: number,
+  w: ArrayLike<number>,
+  outF: number,
+  b?: ArrayLike<number>,
+): Float64Array {
   const y = new Float64Array(rows * outF);
   for (let r = 0; r < rows; r++)
     for (let o = 0; o < outF; o++) {
@@ -85,7 +92,14 @@ export function conv2d(
 }
 
 /** ConvTranspose2d with kernel = stride = k on NHWC, weight (in, out, k, k). */
-export function convTranspose2d(x: ArrayLike<number>, [n, h, w, c]: number[], wt: ArrayLike<number>, outC: number, k: number, bias?: ArrayLike<number>): Float64Array {
+export function convTranspose2d(
+  x: ArrayLike<number>,
+  [n, h, w, c]: number[],
+  wt: ArrayLike<number>,
+  outC: number,
+  k: number,
+  bias?: ArrayLike<number>,
+): Float64Array {
   const y = new Float64Array(n * h * k * w * k * outC);
   for (let b = 0; b < n; b++)
     for (let i = 0; i < h; i++)
@@ -94,14 +108,22 @@ export function convTranspose2d(x: ArrayLike<number>, [n, h, w, c]: number[], wt
           for (let bb = 0; bb < k; bb++)
             for (let o = 0; o < outC; o++) {
               let s = bias ? bias[o] : 0;
-              for (let ci = 0; ci < c; ci++) s += x[((b * h + i) * w + j) * c + ci] * wt[((ci * outC + o) * k + a) * k + bb];
+              for (let ci = 0; ci < c; ci++)
+                s += x[((b * h + i) * w + j) * c + ci] * wt[((ci * outC + o) * k + a) * k + bb];
               y[((b * h * k + i * k + a) * w * k + j * k + bb) * outC + o] = s;
             }
   return y;
 }
 
 /** LayerNorm over the last axis (biased variance). */
-export function layerNorm(x: ArrayLike<number>, rows: number, d: number, g: ArrayLike<number>, b: ArrayLike<number>, eps: number): Float64Array {
+export function layerNorm(
+  x: ArrayLike<number>,
+  rows: number,
+  d: number,
+  g: ArrayLike<number>,
+  b: ArrayLike<number>,
+  eps: number,
+): Float64Array {
   const y = new Float64Array(rows * d);
   for (let r = 0; r < rows; r++) {
     let m = 0;
@@ -122,7 +144,7 @@ export function softmaxRows(x: Float64Array, rows: number, d: number): Float64Ar
     let mx = -Infinity;
     for (let i = 0; i < d; i++) mx = Math.max(mx, x[r * d + i]);
     let s = 0;
-    for (let i = 0; i < d; i++) s += (y[r * d + i] = Math.exp(x[r * d + i] - mx));
+    for (let i = 0; i < d; i++) s += y[r * d + i] = Math.exp(x[r * d + i] - mx);
     for (let i = 0; i < d; i++) y[r * d + i] /= s;
   }
   return y;

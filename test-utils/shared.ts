@@ -14,6 +14,7 @@ export const SHARED = process.env.MCP_MEDSAM_SHARED ?? path.resolve(REPO_ROOT, '
 /** Absolute path of a file under shared/, e.g. `sharedPath('fixtures/model/checkpoint-a.pth')`. */
 export function sharedPath(rel: string): string {
   const p = path.join(SHARED, rel);
-  if (!existsSync(p)) throw new Error(`test fixture not found: ${p} (set MCP_MEDSAM_SHARED to the shared/ folder)`);
+  if (!existsSync(p))
+    throw new Error(`test fixture not found: ${p} (set MCP_MEDSAM_SHARED to the shared/ folder)`);
   return p;
 }

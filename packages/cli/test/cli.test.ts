@@ -47,7 +47,24 @@ describe('forward', () => {
     await runForward({ weights, inputs, output: out, preset: 'tiny' });
     const got = await readNpzFile(out);
     expect(Object.keys(got).sort()).toEqual(
-      ['category_logits', 'clip_vec', 'dense', 'dense_pe', 'hs', 'image_embedding', 'img_vec', 'iou', 'keys', 'low_res_logits', 'sparse', 'tap_layers_0', 'tap_layers_1', 'tap_layers_2', 'tap_layers_3', 'tap_patch_embed'].sort(),
+      [
+        'category_logits',
+        'clip_vec',
+        'dense',
+        'dense_pe',
+        'hs',
+        'image_embedding',
+        'img_vec',
+        'iou',
+        'keys',
+        'low_res_logits',
+        'sparse',
+        'tap_layers_0',
+        'tap_layers_1',
+        'tap_layers_2',
+        'tap_layers_3',
+        'tap_patch_embed',
+      ].sort(),
     );
     expect(got.low_res_logits.shape).toEqual([1, 1, 256, 256]);
     const arrays = await readNpzFile(inputs);
@@ -71,7 +88,12 @@ describe('forward', () => {
     const arrays = await readNpzFile(inputs);
     delete arrays.crop64;
     await writeNpzFile(bad, arrays);
-    const err = await runForward({ weights, inputs: bad, output: path.join(dir, 'x.npz'), preset: 'tiny' }).catch((e) => e);
+    const err = await runForward({
+      weights,
+      inputs: bad,
+      output: path.join(dir, 'x.npz'),
+      preset: 'tiny',
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(InputError);
     expect(err.message).toContain('bad.npz');
     expect(err.message).toContain("missing array 'crop64'");
@@ -82,7 +104,12 @@ describe('forward', () => {
     const arrays = await readNpzFile(inputs);
     arrays.crop64 = ndarray('float32', [1, 3, 32, 32]);
     await writeNpzFile(bad, arrays);
-    const err = await runForward({ weights, inputs: bad, output: path.join(dir, 'y.npz'), preset: 'tiny' }).catch((e) => e);
+    const err = await runForward({
+      weights,
+      inputs: bad,
+      output: path.join(dir, 'y.npz'),
+      preset: 'tiny',
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(InputError);
     expect(err.message).toMatch(/badshape\.npz: crops must have shape \(1,3,64,64\), got \(1,3,32,32\)/);
   });

@@ -1,4 +1,3 @@
-/* global process, URL, performance, console */
 // Forward vs backward speed of the wasm gradient kernels.
 // Run after building the package:  node packages/core/bench/grad.bench.mjs [--quick]
 // (imports the built dist; set MCP_MEDSAM_CORE_DIST to point at another build).

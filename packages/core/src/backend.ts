@@ -50,7 +50,8 @@ function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): 
 
 async function activate(name: BackendName): Promise<boolean> {
   if (name === 'tensorflow-gpu' || name === 'tensorflow') {
-    if (!tryNative(name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node')) return false;
+    if (!tryNative(name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node'))
+      return false;
     return tf.setBackend('tensorflow');
   }
   try {
@@ -88,7 +89,9 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     requested === 'auto'
       ? 'no tensor backend could be initialised (tried tensorflow-gpu, tensorflow, wasm, cpu)'
       : `backend '${requested}' is not available${
-          requested.startsWith('tensorflow') ? ' (install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu)' : ''
+          requested.startsWith('tensorflow')
+            ? ' (install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu)'
+            : ''
         }`,
   );
 }

@@ -33,11 +33,16 @@ export class StateDictError extends MedsamError {
   readonly unexpected: string[];
   readonly mismatched: { key: string; expected: number[]; got: number[] }[];
   constructor(
-    report: { missing: string[]; unexpected: string[]; mismatched: { key: string; expected: number[]; got: number[] }[] },
+    report: {
+      missing: string[];
+      unexpected: string[];
+      mismatched: { key: string; expected: number[]; got: number[] }[];
+    },
     options: { file?: string } = {},
   ) {
     const parts: string[] = [];
-    const list = (xs: string[]) => xs.slice(0, 10).join(', ') + (xs.length > 10 ? `, ... (${xs.length} in all)` : '');
+    const list = (xs: string[]) =>
+      xs.slice(0, 10).join(', ') + (xs.length > 10 ? `, ... (${xs.length} in all)` : '');
     if (report.missing.length) parts.push(`missing keys: ${list(report.missing)}`);
     if (report.unexpected.length) parts.push(`unexpected keys: ${list(report.unexpected)}`);
     if (report.mismatched.length)

@@ -44,7 +44,8 @@ export class Rng {
 
   /** Uniform integer in [lo, hi] (both inclusive), without modulo bias. */
   int(lo: number, hi: number): number {
-    if (!Number.isInteger(lo) || !Number.isInteger(hi) || hi < lo) throw new RangeError(`bad range [${lo}, ${hi}]`);
+    if (!Number.isInteger(lo) || !Number.isInteger(hi) || hi < lo)
+      throw new RangeError(`bad range [${lo}, ${hi}]`);
     const span = hi - lo + 1;
     if (span > 0x100000000) return lo + Math.floor(this.random() * span);
     const limit = 0x100000000 - (0x100000000 % span);

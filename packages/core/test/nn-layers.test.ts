@@ -74,7 +74,9 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
     const shape = [2, 3, 4, 5];
     const x = ref.randomArray(2 * 3 * 4 * 5, 5);
     const y = run(m, x, shape);
-    expect(ref.maxAbsDiff(y, ref.convTranspose2d(x, shape, w.get('weight')!, 3, 2, w.get('bias')!))).toBeLessThan(1e-5);
+    expect(
+      ref.maxAbsDiff(y, ref.convTranspose2d(x, shape, w.get('weight')!, 3, 2, w.get('bias')!)),
+    ).toBeLessThan(1e-5);
     m.dispose();
   });
 
@@ -86,7 +88,9 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
       const w = randomize(m, 6);
       const x = ref.randomArray(3 * 16, 7, 3);
       const y = run(m, x, [1, 1, 3, 16]);
-      expect(ref.maxAbsDiff(y, ref.layerNorm(x, 3, 16, w.get('weight')!, w.get('bias')!, eps))).toBeLessThan(1e-5);
+      expect(ref.maxAbsDiff(y, ref.layerNorm(x, 3, 16, w.get('weight')!, w.get('bias')!, eps))).toBeLessThan(
+        1e-5,
+      );
       m.dispose();
     }
   });
@@ -98,7 +102,10 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
     const [g, b, rm, rv] = ['weight', 'bias', 'running_mean', 'running_var'].map((k) => w.get(k)!);
     m.eval();
     const ye = run(m, x, [2, 3, 3, 4]);
-    const expectEval = Float64Array.from(x, (v, i) => ((v - rm[i % 4]) / Math.sqrt(rv[i % 4] + 1e-5)) * g[i % 4] + b[i % 4]);
+    const expectEval = Float64Array.from(
+      x,
+      (v, i) => ((v - rm[i % 4]) / Math.sqrt(rv[i % 4] + 1e-5)) * g[i % 4] + b[i % 4],
+    );
     expect(ref.maxAbsDiff(ye, expectEval)).toBeLessThan(1e-5);
 
     m.train();
@@ -111,7 +118,8 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
       let v = 0;
       for (let i = c; i < x.length; i += 4) v += (x[i] - mean) ** 2;
       v /= n;
-      for (let i = c; i < x.length; i += 4) expect(yt[i]).toBeCloseTo(((x[i] - mean) / Math.sqrt(v + 1e-5)) * g[c] + b[c], 5);
+      for (let i = c; i < x.length; i += 4)
+        expect(yt[i]).toBeCloseTo(((x[i] - mean) / Math.sqrt(v + 1e-5)) * g[c] + b[c], 5);
       expect(m.getBuffer('running_mean').dataSync()[c]).toBeCloseTo(0.9 * rm[c] + 0.1 * mean, 6);
       expect(m.getBuffer('running_var').dataSync()[c]).toBeCloseTo(0.9 * rv[c] + 0.1 * v * (n / (n - 1)), 6);
     }
@@ -133,7 +141,8 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
     // tfjs-cpu evaluates erf with a 1.5e-7 polynomial (Abramowitz-Stegun 7.1.26), wasm exactly
     xs.forEach((x, i) => expect(Math.abs(y[i] - ref.gelu(x))).toBeLessThan(2e-7 * (1 + Math.abs(x))));
     // The tanh approximation differs from the erf form by ~1.6e-4 near |x| = 2.
-    const tanhApprox = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+    const tanhApprox = (x: number) =>
+      0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
     expect(Math.abs(ref.gelu(2.5) - tanhApprox(2.5))).toBeGreaterThan(1e-4);
   });
 
@@ -150,7 +159,12 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
     return g;
   }
 
-  function bnTrainRef(x: ArrayLike<number>, c: number, g: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+  function bnTrainRef(
+    x: ArrayLike<number>,
+    c: number,
+    g: ArrayLike<number>,
+    b: ArrayLike<number>,
+  ): Float64Array {
     const n = x.length / c;
     const y = new Float64Array(x.length);
     for (let ch = 0; ch < c; ch++) {
@@ -177,14 +191,19 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
       kind.startsWith('Batch') ? bnTrainRef(xv, c, gv, bv) : ref.layerNorm(xv, size / c, c, gv, bv, 1e-5);
     const loss = (y: Float64Array) => y.reduce((a, v, i) => a + v * r[i], 0);
     const m = kind.startsWith('Batch') ? new BatchNorm2d(c) : new LayerNorm(c);
-    m.loadStateDict(new Map([['weight', { shape: [c], data: g }], ['bias', { shape: [c], data: b }]]), { strict: false });
+    m.loadStateDict(
+      new Map([
+        ['weight', { shape: [c], data: g }],
+        ['bias', { shape: [c], data: b }],
+      ]),
+      { strict: false },
+    );
     m.train();
     const xt = tf.variable(tf.tensor(x, shape));
-    const { grads } = tf.variableGrads(() => tf.sum(tf.mul(m.forward(xt), tf.tensor(Float32Array.from(r), shape))) as tf.Scalar, [
-      xt,
-      m.getParam('weight'),
-      m.getParam('bias'),
-    ]);
+    const { grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(m.forward(xt), tf.tensor(Float32Array.from(r), shape))) as tf.Scalar,
+      [xt, m.getParam('weight'), m.getParam('bias')],
+    );
     const [dx, dg, db] = [xt, m.getParam('weight'), m.getParam('bias')].map((v) => grads[v.name].dataSync());
     const x64 = Float64Array.from(x);
     const g64 = Float64Array.from(g);
@@ -193,9 +212,18 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
       const scale = Math.max(...Array.from(want, Math.abs));
       expect(ref.maxAbsDiff(got, want)).toBeLessThan(1e-3 * scale + 1e-5);
     };
-    check(dx, fd((v) => loss(forward64(v, g64, b64)), x64));
-    check(dg, fd((v) => loss(forward64(x64, v, b64)), g64));
-    check(db, fd((v) => loss(forward64(x64, g64, v)), b64));
+    check(
+      dx,
+      fd((v) => loss(forward64(v, g64, b64)), x64),
+    );
+    check(
+      dg,
+      fd((v) => loss(forward64(x64, v, b64)), g64),
+    );
+    check(
+      db,
+      fd((v) => loss(forward64(x64, g64, v)), b64),
+    );
     xt.dispose();
     m.dispose();
   });
@@ -203,7 +231,11 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
   test('GELU gradient matches finite differences of the float64 GELU', () => {
     const xs = Array.from(ref.randomArray(64, 77, 4));
     const w = Array.from(ref.randomArray(64, 78));
-    const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nn.gelu(x), tf.tensor1d(w))))(tf.tensor1d(xs)).dataSync());
+    const g = tf.tidy(() =>
+      tf
+        .grad((x: tf.Tensor) => tf.sum(tf.mul(nn.gelu(x), tf.tensor1d(w))))(tf.tensor1d(xs))
+        .dataSync(),
+    );
     const h = 1e-5;
     xs.forEach((x, i) => {
       const fd = (w[i] * (ref.gelu(x + h) - ref.gelu(x - h))) / (2 * h);
@@ -237,7 +269,10 @@ describe('Module state dicts', () => {
     expect(sd.get('bn.num_batches_tracked')!.data).toBeInstanceOf(BigInt64Array);
     const other = new Net();
     other.loadStateDict(sd);
-    for (const [k, v] of other.stateDict()) expect(Array.from(v.data as ArrayLike<unknown>)).toEqual(Array.from(sd.get(k)!.data as ArrayLike<unknown>));
+    for (const [k, v] of other.stateDict())
+      expect(Array.from(v.data as ArrayLike<unknown>)).toEqual(
+        Array.from(sd.get(k)!.data as ArrayLike<unknown>),
+      );
     net.dispose();
     other.dispose();
   });
@@ -259,14 +294,21 @@ describe('Module state dicts', () => {
     expect(err!.missing).toEqual(['a.bias']);
     expect(err!.unexpected).toEqual(['a.extra']);
     expect(err!.mismatched).toEqual([{ key: 'a.weight', expected: [2, 3], got: [3, 2] }]);
-    expect(err!.message).toMatch(/^ckpt\.pth: .*missing keys: a\.bias.*unexpected keys: a\.extra.*a\.weight expected \[2,3\] got \[3,2\]/);
-    expect(Array.from(net.stateDict().get('a.weight')!.data as Float32Array)).toEqual(Array.from(before.get('a.weight')!.data as Float32Array));
+    expect(err!.message).toMatch(
+      /^ckpt\.pth: .*missing keys: a\.bias.*unexpected keys: a\.extra.*a\.weight expected \[2,3\] got \[3,2\]/,
+    );
+    expect(Array.from(net.stateDict().get('a.weight')!.data as Float32Array)).toEqual(
+      Array.from(before.get('a.weight')!.data as Float32Array),
+    );
     net.dispose();
   });
 
   test('non-strict loading reports but tolerates missing and unexpected keys', () => {
     const net = new Net();
-    const sd = new Map([['a.weight', { shape: [2, 3], data: new Float32Array(6).fill(1) }], ['zzz', { shape: [1], data: new Float32Array(1) }]]);
+    const sd = new Map([
+      ['a.weight', { shape: [2, 3], data: new Float32Array(6).fill(1) }],
+      ['zzz', { shape: [1], data: new Float32Array(1) }],
+    ]);
     const r = net.loadStateDict(sd, { strict: false });
     expect(r.unexpected).toEqual(['zzz']);
     expect(r.missing).toContain('a.bias');
@@ -298,7 +340,13 @@ describe.each(['cpu', 'wasm'] as const)('gradient checkpointing on %s', (backend
       const w = tf.tensor(ref.randomArray(2 * 4 * 4 * 3, 103), [2, 4, 4, 3]);
       const vars = [x, ...block.namedParameters().map(([, p]) => p)];
       const { value, grads } = tf.variableGrads(
-        () => tf.sum(tf.mul(nn.checkpoint(block, x, (t) => block.forward(t)), w)) as tf.Scalar,
+        () =>
+          tf.sum(
+            tf.mul(
+              nn.checkpoint(block, x, (t) => block.forward(t)),
+              w,
+            ),
+          ) as tf.Scalar,
         vars,
       );
       const out = {

@@ -1,5 +1,4 @@
 // Benchmark of the exact resizers and the training-sample builder.
-/* global process, performance, console */
 // Run after `pnpm --filter @mcp-medsam/core --filter @mcp-medsam/io build`; prints one JSON line per result.
 import { existsSync } from 'node:fs';
 import path from 'node:path';

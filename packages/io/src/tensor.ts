@@ -18,7 +18,8 @@ export function ndarrayToTensor(arr: NdArray, name = 'array'): tf.Tensor {
       const out = new Int32Array(src.length);
       for (let i = 0; i < src.length; i++) {
         const v = Number(src[i]);
-        if (v > 2147483647 || v < -2147483648) throw new InputError(`${name}: value ${v} does not fit in int32`);
+        if (v > 2147483647 || v < -2147483648)
+          throw new InputError(`${name}: value ${v} does not fit in int32`);
         out[i] = v;
       }
       return tf.tensor(out, arr.shape, 'int32');
@@ -29,8 +30,11 @@ export function ndarrayToTensor(arr: NdArray, name = 'array'): tf.Tensor {
 /** A tfjs tensor as an NdArray (float32, int32 or bool). */
 export function tensorToNdarray(t: tf.Tensor): NdArray {
   const data = t.dataSync();
-  if (t.dtype === 'float32') return { dtype: 'float32', shape: t.shape.slice(), data: new Float32Array(data as Float32Array) };
-  if (t.dtype === 'int32') return { dtype: 'int32', shape: t.shape.slice(), data: new Int32Array(data as Int32Array) };
-  if (t.dtype === 'bool') return { dtype: 'bool', shape: t.shape.slice(), data: Uint8Array.from(data as Uint8Array) };
+  if (t.dtype === 'float32')
+    return { dtype: 'float32', shape: t.shape.slice(), data: new Float32Array(data as Float32Array) };
+  if (t.dtype === 'int32')
+    return { dtype: 'int32', shape: t.shape.slice(), data: new Int32Array(data as Int32Array) };
+  if (t.dtype === 'bool')
+    return { dtype: 'bool', shape: t.shape.slice(), data: Uint8Array.from(data as Uint8Array) };
   throw new InputError(`cannot convert a ${t.dtype} tensor to an array`);
 }

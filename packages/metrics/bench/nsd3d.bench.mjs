@@ -1,6 +1,6 @@
 // Benchmark of the 3D NSD (the challenge's surface Dice at 2 mm) on a 200x512x512 pair.
 // Run after `pnpm --filter @mcp-medsam/metrics build`; prints one JSON line per result.
-import { scoreCase, surfaceDistances3d, surfaceDiceAtTolerance, surfaceDiceByProbing3d, unionBox } from '../dist/index.js';
+import { scoreCase, surfaceDiceByProbing3d, unionBox } from '../dist/index.js';
 
 const D = 200;
 const H = 512;
@@ -59,7 +59,15 @@ function time(fn, reps = 3) {
 }
 
 function report(name, voxels, ms, extra = {}) {
-  console.log(JSON.stringify({ name, voxels, ms: +ms.toFixed(1), voxelsPerSecond: Math.round(voxels / (ms / 1000)), ...extra }));
+  console.log(
+    JSON.stringify({
+      name,
+      voxels,
+      ms: +ms.toFixed(1),
+      voxelsPerSecond: Math.round(voxels / (ms / 1000)),
+      ...extra,
+    }),
+  );
 }
 
 // The case NSD the challenge computes (all 6 labels, each inside its own union box).

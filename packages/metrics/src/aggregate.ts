@@ -45,7 +45,10 @@ function finiteMean(xs: number[]): number {
 }
 
 /** Per-modality means, in first-seen modality order unless `order` (e.g. MODALITIES) is given. */
-export function aggregateByModality(cases: readonly CaseValues[], order?: readonly string[]): ModalitySummary[] {
+export function aggregateByModality(
+  cases: readonly CaseValues[],
+  order?: readonly string[],
+): ModalitySummary[] {
   const groups = new Map<string, CaseValues[]>();
   for (const c of cases) {
     let g = groups.get(c.modality);

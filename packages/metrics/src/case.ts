@@ -205,7 +205,11 @@ export function scoreCase(gt: ArrayInput, seg: ArrayInput, options: ScoreOptions
   const dims = pair.shape.length;
   const spacing = axisSpacing(dims, options);
   const tolerance = options.tolerance ?? 2.0;
-  if (!(tolerance >= 0)) throw new InputError(`tolerance must be >= 0, got ${tolerance}`, options.file ? { file: options.file } : {});
+  if (!(tolerance >= 0))
+    throw new InputError(
+      `tolerance must be >= 0, got ${tolerance}`,
+      options.file ? { file: options.file } : {},
+    );
   const gate = options.nsdDscGate === undefined ? 0.2 : options.nsdDscGate;
   const surface2d = options.surface2d ?? 'slab';
   const percent = options.hausdorffPercent ?? 95;
@@ -227,7 +231,15 @@ export function scoreCase(gt: ArrayInput, seg: ArrayInput, options: ScoreOptions
     if (percent === false && dims === 3 && probeRadius(tolerance, spacing)) {
       // No distances needed: decide "within tolerance" by probing (same value, much faster).
       const sp: [number, number, number] = [spacing[0], spacing[1], spacing[2]];
-      nsdPerLabel[l - 1] = surfaceDiceByProbing3d(pair.gt, pair.seg, pair.shape, l, stats.boxes[l], sp, tolerance);
+      nsdPerLabel[l - 1] = surfaceDiceByProbing3d(
+        pair.gt,
+        pair.seg,
+        pair.shape,
+        l,
+        stats.boxes[l],
+        sp,
+        tolerance,
+      );
       hd95PerLabel[l - 1] = NaN;
       continue;
     }

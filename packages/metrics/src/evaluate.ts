@@ -53,7 +53,8 @@ function errorInfo(e: unknown): { code: string; message: string } {
 
 function need(arrays: Record<string, NdArray>, key: string, file: string): NdArray {
   const a = Object.prototype.hasOwnProperty.call(arrays, key) ? arrays[key] : undefined;
-  if (!a) throw new InputError(`no array '${key}' (has ${Object.keys(arrays).join(', ') || 'none'})`, { file });
+  if (!a)
+    throw new InputError(`no array '${key}' (has ${Object.keys(arrays).join(', ') || 'none'})`, { file });
   return a;
 }
 

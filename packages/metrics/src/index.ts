@@ -15,6 +15,12 @@ export type { EvaluateOptions, EvaluateResult, CaseFailure } from './evaluate.js
 export { surfaceDistances3d, surfaceDistances2d, unionBox } from './surface/distances.js';
 export type { SurfaceDistances, Surface2d, Box, LabelData } from './surface/distances.js';
 export { surfaceDiceByProbing3d, probeRadius } from './surface/tolerance.js';
-export { squaredDistanceTransform, distanceTransform, envelope1d, envelopeBuild, EnvelopeScratch } from './surface/edt.js';
+export {
+  squaredDistanceTransform,
+  distanceTransform,
+  envelope1d,
+  envelopeBuild,
+  EnvelopeScratch,
+} from './surface/edt.js';
 export { surfaceAreaTable3d, contourLengthTable2d, slabAreaTable2d } from './surface/tables.js';
 export { pairwiseSum, npMean, nanMean, nanStd } from './numeric.js';

@@ -11,7 +11,17 @@ export interface ArrayInput {
   data: ArrayLike<number> | BigInt64Array | BigUint64Array;
 }
 
-const INTEGER_DTYPES = new Set(['bool', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64']);
+const INTEGER_DTYPES = new Set([
+  'bool',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+]);
 
 /** Largest label id supported (ground-truth maximum). */
 export const MAX_LABEL = 65535;
@@ -28,11 +38,15 @@ function checkArray(a: ArrayInput, name: string, file?: string): void {
     throw new InputError(`${name} holds floating-point data; label maps must be integers`, opts);
   }
   if (a.shape.length !== 2 && a.shape.length !== 3) {
-    throw new InputError(`${name} must be 2D (H, W) or 3D (D, H, W), got shape [${a.shape.join(', ')}]`, opts);
+    throw new InputError(
+      `${name} must be 2D (H, W) or 3D (D, H, W), got shape [${a.shape.join(', ')}]`,
+      opts,
+    );
   }
   let n = 1;
   for (const s of a.shape) {
-    if (!Number.isInteger(s) || s < 1) throw new InputError(`${name} has an invalid shape [${a.shape.join(', ')}]`, opts);
+    if (!Number.isInteger(s) || s < 1)
+      throw new InputError(`${name} has an invalid shape [${a.shape.join(', ')}]`, opts);
     n *= s;
   }
   if (a.data.length !== n) {
@@ -99,7 +113,10 @@ export function toLabelPair(gt: ArrayInput, seg: ArrayInput, file?: string): Lab
   }
   const maxLabel = maxOf(gt.data);
   if (maxLabel > MAX_LABEL) {
-    throw new InputError(`ground truth has label ${maxLabel}; at most ${MAX_LABEL} labels are supported`, opts);
+    throw new InputError(
+      `ground truth has label ${maxLabel}; at most ${MAX_LABEL} labels are supported`,
+      opts,
+    );
   }
   if (!Number.isFinite(maxLabel) || !Number.isInteger(maxLabel)) {
     throw new InputError(`ground truth does not hold integer labels`, opts);

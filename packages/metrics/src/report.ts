@@ -85,7 +85,8 @@ export function casesToCsv(rows: readonly CaseRow[]): string {
   return lines.join('\n') + '\n';
 }
 
-const f4 = (x: number): string => (Number.isNaN(x) ? 'nan' : Number.isFinite(x) ? x.toFixed(4) : formatNumber(x));
+const f4 = (x: number): string =>
+  Number.isNaN(x) ? 'nan' : Number.isFinite(x) ? x.toFixed(4) : formatNumber(x);
 
 /** The per-modality table with the macro average (mean ± population std) as the last line. */
 export function formatModalityTable(byModality: readonly ModalitySummary[], overall: OverallSummary): string {
@@ -100,7 +101,8 @@ export function formatModalityTable(byModality: readonly ModalitySummary[], over
     '',
   ]);
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
+  const fmt = (r: string[]): string =>
+    r.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
   return [fmt(head), width.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n') + '\n';
 }
 
@@ -114,7 +116,8 @@ export function toJson(value: unknown, indent = 2): string {
         if (v === Infinity) return 'inf';
         if (v === -Infinity) return '-inf';
       }
-      if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Array.from(v as unknown as ArrayLike<number>);
+      if (ArrayBuffer.isView(v) && !(v instanceof DataView))
+        return Array.from(v as unknown as ArrayLike<number>);
       return v;
     },
     indent,

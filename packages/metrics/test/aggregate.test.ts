@@ -38,7 +38,10 @@ describe('aggregation', () => {
 
   it('pairwiseSum is numpy’s summation order', () => {
     const xs = Array.from({ length: 300 }, (_, i) => 1 / (i + 1));
-    expect(pairwiseSum(xs)).toBeCloseTo(xs.reduce((a, b) => a + b, 0), 12);
+    expect(pairwiseSum(xs)).toBeCloseTo(
+      xs.reduce((a, b) => a + b, 0),
+      12,
+    );
     expect(pairwiseSum([])).toBe(0);
   });
 });
@@ -69,27 +72,43 @@ describe('report', () => {
     expect(parseNumber(f[5])).toBe(1 / 3);
     expect(f[6]).toBe('inf');
     expect(f[8]).toBe('0.30000000000000004 nan');
-    expect(JSON.parse(toJson({ a: NaN, b: Infinity, c: new Float64Array([1.5]) }))).toEqual({ a: null, b: 'inf', c: [1.5] });
+    expect(JSON.parse(toJson({ a: NaN, b: Infinity, c: new Float64Array([1.5]) }))).toEqual({
+      a: null,
+      b: 'inf',
+      c: [1.5],
+    });
   });
 });
 
 describe('validation', () => {
-  const u8 = (shape: number[]) => ({ dtype: 'uint8', shape, data: new Uint8Array(shape.reduce((a, b) => a * b, 1)) });
+  const u8 = (shape: number[]) => ({
+    dtype: 'uint8',
+    shape,
+    data: new Uint8Array(shape.reduce((a, b) => a * b, 1)),
+  });
   it('shape mismatch names the file', () => {
     expect(() => scoreCase(u8([4, 4]), u8([4, 5]), { file: 'case.npz' })).toThrow(InputError);
-    expect(() => scoreCase(u8([4, 4]), u8([4, 5]), { file: 'case.npz' })).toThrow(/case\.npz.*prediction shape \[4, 5\] differs/);
+    expect(() => scoreCase(u8([4, 4]), u8([4, 5]), { file: 'case.npz' })).toThrow(
+      /case\.npz.*prediction shape \[4, 5\] differs/,
+    );
   });
   it('rejects non-integer dtypes', () => {
     const f = { dtype: 'float32', shape: [2, 2], data: new Float32Array(4) };
-    expect(() => scoreCase(f, u8([2, 2]), { file: 'a.npz' })).toThrow(/a\.npz: ground truth has dtype float32/);
+    expect(() => scoreCase(f, u8([2, 2]), { file: 'a.npz' })).toThrow(
+      /a\.npz: ground truth has dtype float32/,
+    );
     expect(() => scoreCase(u8([2, 2]), { shape: [2, 2], data: new Float64Array(4) })).toThrow(InputError);
   });
   it('rejects bad spacing, wrong dimensions and wrong sizes', () => {
-    expect(() => scoreCase(u8([2, 2, 2]), u8([2, 2, 2]), { spacing: [1, 0, 1] })).toThrow(/spacing must be 3 finite positive/);
+    expect(() => scoreCase(u8([2, 2, 2]), u8([2, 2, 2]), { spacing: [1, 0, 1] })).toThrow(
+      /spacing must be 3 finite positive/,
+    );
     expect(() => scoreCase(u8([2, 2, 2]), u8([2, 2, 2]), { spacing: [1, 1] })).toThrow(InputError);
     expect(() => scoreCase(u8([2, 2, 2]), u8([2, 2, 2]), { spacing: [1, NaN, 1] })).toThrow(InputError);
     expect(() => scoreCase(u8([2]), u8([2]))).toThrow(/2D \(H, W\) or 3D/);
-    expect(() => scoreCase({ dtype: 'uint8', shape: [2, 2], data: new Uint8Array(3) }, u8([2, 2]))).toThrow(/3 elements/);
+    expect(() => scoreCase({ dtype: 'uint8', shape: [2, 2], data: new Uint8Array(3) }, u8([2, 2]))).toThrow(
+      /3 elements/,
+    );
   });
   it('accepts int64 and uint16 label maps', () => {
     const gt = { dtype: 'int64', shape: [2, 2], data: BigInt64Array.from([0n, 1n, 300n, 300n]) };

@@ -7,7 +7,12 @@ import { casesToCsv, evaluateDirs, parseNumber } from '../src/index.js';
 import { sharedPath } from '../../../test-utils/shared.js';
 
 const FIX = sharedPath('fixtures/metrics');
-const CASES = ['2D_Endoscopy_01_erode3.npz', '3D_CT_21_shift_dz1_dx2.npz', '2D_XRay_15_empty.npz', '3D_MR_24_dilate1.npz'];
+const CASES = [
+  '2D_Endoscopy_01_erode3.npz',
+  '3D_CT_21_shift_dz1_dx2.npz',
+  '2D_XRay_15_empty.npz',
+  '3D_MR_24_dilate1.npz',
+];
 const tmp = mkdtempSync(path.join(tmpdir(), 'metrics-eval-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -16,7 +16,11 @@ import {
   type SurfaceDistances,
 } from '../src/index.js';
 
-const u8 = (shape: number[], data: ArrayLike<number>) => ({ dtype: 'uint8', shape, data: Uint8Array.from(data) });
+const u8 = (shape: number[], data: ArrayLike<number>) => ({
+  dtype: 'uint8',
+  shape,
+  data: Uint8Array.from(data),
+});
 
 /** A [H, W] mask with the given pixels set. */
 function mask2d(H: number, W: number, pixels: [number, number][]): Uint8Array {
@@ -25,8 +29,13 @@ function mask2d(H: number, W: number, pixels: [number, number][]): Uint8Array {
   return m;
 }
 
-const sd2 = (a: Uint8Array, b: Uint8Array, shape: number[], surface: 'slab' | 'contour' = 'slab', spacing: [number, number] = [1, 1]) =>
-  surfaceDistances2d(a, b, shape, 1, unionBox(a, b, shape), spacing, surface);
+const sd2 = (
+  a: Uint8Array,
+  b: Uint8Array,
+  shape: number[],
+  surface: 'slab' | 'contour' = 'slab',
+  spacing: [number, number] = [1, 1],
+) => surfaceDistances2d(a, b, shape, 1, unionBox(a, b, shape), spacing, surface);
 const sd3 = (a: Uint8Array, b: Uint8Array, shape: number[], spacing: [number, number, number]) =>
   surfaceDistances3d(a, b, shape, 1, unionBox(a, b, shape), spacing);
 const sum = (x: ArrayLike<number>) => Array.from(x).reduce((p, q) => p + q, 0);
@@ -217,7 +226,9 @@ function naiveSurface3d(a: Uint8Array, b: Uint8Array, shape: number[], spacing: 
 /** (distance, area) pairs sorted by distance (to 1e-8, so ulp-level differences do not reorder) then area. */
 const sortedPairs = (d: Float64Array, a: Float64Array) => {
   const key = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e8) : x);
-  return Array.from(d, (x, i) => [x, a[i]] as [number, number]).sort((p, q) => key(p[0]) - key(q[0]) || p[1] - q[1]);
+  return Array.from(d, (x, i) => [x, a[i]] as [number, number]).sort(
+    (p, q) => key(p[0]) - key(q[0]) || p[1] - q[1],
+  );
 };
 
 function expectPairsClose(x: [number, number][], y: [number, number][]): void {
@@ -257,7 +268,11 @@ describe('exact Euclidean distance transform with anisotropic spacing', () => {
   it('3D equals brute force', () => {
     fc.assert(
       fc.property(
-        fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 })),
+        fc.tuple(
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 6 }),
+        ),
         fc.tuple(spacingArb, spacingArb, spacingArb),
         fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 216, maxLength: 216 }),
         (shape, spacing, vals) => {
@@ -278,7 +293,11 @@ describe('exact Euclidean distance transform with anisotropic spacing', () => {
   it('3D surface distances, NSD and probing agree with a naive port of the reference', () => {
     fc.assert(
       fc.property(
-        fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 })),
+        fc.tuple(
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 6 }),
+        ),
         fc.tuple(spacingArb, spacingArb, spacingArb),
         fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 216, maxLength: 216 }),
         fc.double({ min: 0, max: 5, noNaN: true }),
@@ -288,7 +307,10 @@ describe('exact Euclidean distance transform with anisotropic spacing', () => {
           const b = Uint8Array.from(vals.slice(0, n), (v) => (v & 2 ? 1 : 0));
           const got = sd3(a, b, shape, spacing);
           const want = naiveSurface3d(a, b, shape, spacing);
-          expectPairsClose(sortedPairs(got.distancesGtToPred, got.surfelAreasGt), sortedPairs(want.distancesGtToPred, want.surfelAreasGt));
+          expectPairsClose(
+            sortedPairs(got.distancesGtToPred, got.surfelAreasGt),
+            sortedPairs(want.distancesGtToPred, want.surfelAreasGt),
+          );
           expectPairsClose(
             sortedPairs(got.distancesPredToGt, got.surfelAreasPred),
             sortedPairs(want.distancesPredToGt, want.surfelAreasPred),

@@ -25,7 +25,11 @@ export function prompts(b) {
     boxes: tf.tile(tf.tensor([[40, 52, 180, 200]]), [b, 1]),
     clipImage: tf.randomNormal([b, 512], 0, 1, 'float32', 1),
     clipText: tf.randomNormal([b, 512], 0, 1, 'float32', 2),
-    categoryIdx: tf.tensor(Array.from({ length: b }, (_, i) => i % 11), [b], 'int32'),
+    categoryIdx: tf.tensor(
+      Array.from({ length: b }, (_, i) => i % 11),
+      [b],
+      'int32',
+    ),
     crops: tf.randomUniform([b, 3, 64, 64], 0, 1, 'float32', 3),
   };
 }

@@ -12,9 +12,21 @@ nn.setInitSeed(0);
 const model = new McpMedsam(MCP_MEDSAM).eval();
 const image = tf.randomUniform([1, 3, 256, 256], 0, 1, 'float32', 4);
 const encMs = timeIt(() => tf.tidy(() => model.encodeImage(image).dataSync()));
-emit({ name: 'tfjs.encoder', preset: 'mcp-medsam', backend, ms: encMs, gflops: ENCODER_GFLOP / (encMs / 1000) });
+emit({
+  name: 'tfjs.encoder',
+  preset: 'mcp-medsam',
+  backend,
+  ms: encMs,
+  gflops: ENCODER_GFLOP / (encMs / 1000),
+});
 
 const emb = model.encodeImage(image);
 const p1 = prompts(1);
 const decMs = timeIt(() => tf.tidy(() => model.decode(emb, p1).lowResLogits.dataSync()));
-emit({ name: 'tfjs.decoder.box', preset: 'mcp-medsam', backend, ms: decMs, gflops: DECODER_BOX_GFLOP / (decMs / 1000) });
+emit({
+  name: 'tfjs.decoder.box',
+  preset: 'mcp-medsam',
+  backend,
+  ms: decMs,
+  gflops: DECODER_BOX_GFLOP / (decMs / 1000),
+});

@@ -28,12 +28,15 @@ if (process.argv[2] === '--child') {
       tf.mul(tf.mean(tf.square(o.category_logits)), 0.01),
       tf.mul(tf.sum(tf.mul(o.clip_vec, o.img_vec)), 0.01),
     ]);
-  const ms = timeIt(() => {
-    const { loss: l, grads } = stepGradients(model, inputs, loss);
-    l.dataSync();
-    l.dispose();
-    grads.forEach((g) => g.dispose());
-  }, spec.preset === 'tiny' ? 3 : 1);
+  const ms = timeIt(
+    () => {
+      const { loss: l, grads } = stepGradients(model, inputs, loss);
+      l.dataSync();
+      l.dispose();
+      grads.forEach((g) => g.dispose());
+    },
+    spec.preset === 'tiny' ? 3 : 1,
+  );
   const heap = tf.backend().wasm?.HEAPU8?.length;
   emit({
     name: 'train.step',

@@ -27,7 +27,10 @@ export function stepGradients(
   lossFn: (outputs: ForwardOutputs) => tf.Scalar,
 ): StepGradients {
   const named = new Map(model.namedParameters().map(([k, v]) => [v.name, k]));
-  const encoderVars = model.image_encoder.namedParameters().map(([, v]) => v).filter((v) => v.trainable);
+  const encoderVars = model.image_encoder
+    .namedParameters()
+    .map(([, v]) => v)
+    .filter((v) => v.trainable);
   const otherVars = [...model.mask_decoder.namedParameters(), ...model.prompt_encoder.namedParameters()]
     .map(([, v]) => v)
     .filter((v) => v.trainable);

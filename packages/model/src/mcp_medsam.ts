@@ -45,7 +45,10 @@ export class McpMedsam extends Module {
 
   constructor(readonly config: McpMedsamConfig) {
     super();
-    this.image_encoder = this.child('image_encoder', new TinyViT(config.encoder, config.embedDim, config.imageSize));
+    this.image_encoder = this.child(
+      'image_encoder',
+      new TinyViT(config.encoder, config.embedDim, config.imageSize),
+    );
     this.mask_decoder = this.child('mask_decoder', new MaskDecoder(config));
     this.prompt_encoder = this.child('prompt_encoder', new PromptEncoder(config));
   }
@@ -78,7 +81,9 @@ export class McpMedsam extends Module {
     validateImage(inputs.image, this.config.imageSize);
     validatePrompts(inputs, this.config);
     if (inputs.image.shape[0] !== inputs.boxes.shape[0])
-      throw new InputError(`image batch ${inputs.image.shape[0]} differs from the prompt batch ${inputs.boxes.shape[0]}`);
+      throw new InputError(
+        `image batch ${inputs.image.shape[0]} differs from the prompt batch ${inputs.boxes.shape[0]}`,
+      );
     const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
     // One tidy for the whole pass: intermediates the gradient tape still needs must not be
     // disposed by hand.
@@ -129,17 +134,27 @@ function validateImage(image: tf.Tensor, size: number): void {
 
 function validatePrompts(p: PromptInputs, config: McpMedsamConfig): void {
   const b = p.boxes.shape[0];
-  if (p.boxes.size !== b * 4) throw new InputError(`boxes must hold 4 values per sample, got ${shapeStr(p.boxes)}`);
+  if (p.boxes.size !== b * 4)
+    throw new InputError(`boxes must hold 4 values per sample, got ${shapeStr(p.boxes)}`);
   const expect = (t: tf.Tensor, name: string, perSample: number[]) => {
     const got = t.shape;
     const ok = got[0] === b && t.size === b * perSample.reduce((a, c) => a * c, 1);
-    if (!ok) throw new InputError(`${name} must have shape (${[b, ...perSample].join(',')}), got ${shapeStr(t)}`);
+    if (!ok)
+      throw new InputError(`${name} must have shape (${[b, ...perSample].join(',')}), got ${shapeStr(t)}`);
   };
   expect(p.clipImage, 'clip image features', [config.clipDim]);
   expect(p.clipText, 'clip text features', [config.clipDim]);
   expect(p.categoryIdx, 'category_idx', []);
-  if (p.crops.rank !== 4 || p.crops.shape[0] !== b || p.crops.shape[1] !== 3 || p.crops.shape[2] !== CROP_SIZE || p.crops.shape[3] !== CROP_SIZE)
-    throw new InputError(`crops must have shape (${b},3,${CROP_SIZE},${CROP_SIZE}), got ${shapeStr(p.crops)}`);
+  if (
+    p.crops.rank !== 4 ||
+    p.crops.shape[0] !== b ||
+    p.crops.shape[1] !== 3 ||
+    p.crops.shape[2] !== CROP_SIZE ||
+    p.crops.shape[3] !== CROP_SIZE
+  )
+    throw new InputError(
+      `crops must have shape (${b},3,${CROP_SIZE},${CROP_SIZE}), got ${shapeStr(p.crops)}`,
+    );
   const cats = p.categoryIdx.dataSync();
   for (const c of cats)
     if (!Number.isInteger(Number(c)) || Number(c) < 0 || Number(c) >= config.numCategories)
@@ -151,7 +166,8 @@ function validatePrompts(p: PromptInputs, config: McpMedsamConfig): void {
   const bx = p.boxes.dataSync();
   for (let i = 0; i < b; i++) {
     const [x0, y0, x1, y1] = [bx[4 * i], bx[4 * i + 1], bx[4 * i + 2], bx[4 * i + 3]];
-    if (x1 < x0 || y1 < y0) throw new InputError(`box ${i} [${x0}, ${y0}, ${x1}, ${y1}] is inverted (x1 < x0 or y1 < y0)`);
+    if (x1 < x0 || y1 < y0)
+      throw new InputError(`box ${i} [${x0}, ${y0}, ${x1}, ${y1}] is inverted (x1 < x0 or y1 < y0)`);
   }
 }
 

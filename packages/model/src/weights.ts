@@ -24,7 +24,6 @@ function toStateTensors(sd: Map<string, NdArray>): Map<string, StateTensor> {
   return out;
 }
 
-const ENCODER_PREFIX = 'image_encoder.';
 const TINYVIT_ROOTS = ['patch_embed.', 'layers.', 'neck.'];
 
 /** Whether a state dict is a bare TinyViT one (the original's encoder initialisation). */

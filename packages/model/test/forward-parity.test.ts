@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { initBackend, tf } from '@mcp-medsam/core';
 import { readNpzFile, toFloat32, type NdArray } from '@mcp-medsam/io';
 import { ndarrayToTensor } from '@mcp-medsam/io/tensor';
-import { McpMedsam, MCP_MEDSAM, loadWeights, readCheckpointFile, type ForwardOutputs } from '@mcp-medsam/model';
+import {
+  McpMedsam,
+  MCP_MEDSAM,
+  loadWeights,
+  readCheckpointFile,
+  type ForwardOutputs,
+} from '@mcp-medsam/model';
 import { maxAbsDiff } from '../../../test-utils/reference.js';
 import { sharedPath } from '../../../test-utils/shared.js';
 

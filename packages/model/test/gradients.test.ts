@@ -18,7 +18,12 @@ const lossFn = (o: ForwardOutputs) =>
 function inputs(b: number) {
   return {
     image: tf.tensor(ref.randomArray(b * 3 * 256 * 256, 61).map(Math.abs), [b, 3, 256, 256]),
-    boxes: tf.tensor([[30, 40, 150, 200], [10, 10, 90, 60]].slice(0, b)),
+    boxes: tf.tensor(
+      [
+        [30, 40, 150, 200],
+        [10, 10, 90, 60],
+      ].slice(0, b),
+    ),
     clipImage: tf.tensor(ref.randomArray(b * 512, 62), [b, 512]),
     clipText: tf.tensor(ref.randomArray(b * 512, 63), [b, 512]),
     categoryIdx: tf.tensor([1, 7].slice(0, b), [b], 'int32'),
@@ -44,7 +49,10 @@ test('two-phase gradients with checkpointing equal one plain tape, and BatchNorm
       grads = new Map([...r.grads].map(([k, g]) => [k, g.dataSync() as Float32Array]));
     }
     const bn = m.image_encoder.patch_embed.seq0.bn;
-    const stats = { count: bn.getBuffer('num_batches_tracked').dataSync()[0], mean: Array.from(bn.getBuffer('running_mean').dataSync()) };
+    const stats = {
+      count: bn.getBuffer('num_batches_tracked').dataSync()[0],
+      mean: Array.from(bn.getBuffer('running_mean').dataSync()),
+    };
     m.dispose();
     return { loss, grads, stats };
   };

@@ -32,7 +32,16 @@ function randomize(m: Module, seed: number): Map<string, Float32Array> {
 }
 
 /** Reference TinyViT window attention on (Nw, N, C) tokens: per-head [q|k|v] layout, |Δ| bias. */
-function refWindowAttention(x: Float32Array, nw: number, n: number, c: number, heads: number, ws: number, w: Map<string, Float32Array>, p = '') {
+function refWindowAttention(
+  x: Float32Array,
+  nw: number,
+  n: number,
+  c: number,
+  heads: number,
+  ws: number,
+  w: Map<string, Float32Array>,
+  p = '',
+) {
   const kd = c / heads;
   const xn = ref.layerNorm(x, nw * n, c, w.get(p + 'norm.weight')!, w.get(p + 'norm.bias')!, 1e-5);
   const qkv = ref.linear(xn, nw * n, c, w.get(p + 'qkv.weight')!, 3 * c, w.get(p + 'qkv.bias')!);
@@ -44,7 +53,8 @@ function refWindowAttention(x: Float32Array, nw: number, n: number, c: number, h
       for (let i = 0; i < n; i++)
         for (let j = 0; j < n; j++) {
           let dot = 0;
-          for (let t = 0; t < kd; t++) dot += qkv[(b * n + i) * 3 * c + h * 3 * kd + t] * qkv[(b * n + j) * 3 * c + h * 3 * kd + kd + t];
+          for (let t = 0; t < kd; t++)
+            dot += qkv[(b * n + i) * 3 * c + h * 3 * kd + t] * qkv[(b * n + j) * 3 * c + h * 3 * kd + kd + t];
           const off = Math.abs(Math.floor(i / ws) - Math.floor(j / ws)) * ws + Math.abs((i % ws) - (j % ws));
           s[i * n + j] = dot / Math.sqrt(kd) + bias[h * n + off];
         }
@@ -108,9 +118,23 @@ describe.each(['cpu', 'wasm'] as const)('model layers on %s', (backend) => {
     });
     const conv = ref.conv2d(x1, [1, r, r, c], w.get('local_conv.c.weight')!, c, 3, 1, 1, c).data;
     const x2 = refBnEval(conv, c, w, 'local_conv.bn');
-    const hidden = ref.linear(ref.layerNorm(x2, r * r, c, w.get('mlp.norm.weight')!, w.get('mlp.norm.bias')!, 1e-5), r * r, c, w.get('mlp.fc1.weight')!, 2 * c, w.get('mlp.fc1.bias')!).map(ref.gelu);
+    const hidden = ref
+      .linear(
+        ref.layerNorm(x2, r * r, c, w.get('mlp.norm.weight')!, w.get('mlp.norm.bias')!, 1e-5),
+        r * r,
+        c,
+        w.get('mlp.fc1.weight')!,
+        2 * c,
+        w.get('mlp.fc1.bias')!,
+      )
+      .map(ref.gelu);
     const mlp = ref.linear(hidden, r * r, 2 * c, w.get('mlp.fc2.weight')!, c, w.get('mlp.fc2.bias')!);
-    expect(ref.maxAbsDiff(y, x2.map((v, i) => v + mlp[i]))).toBeLessThan(5e-5);
+    expect(
+      ref.maxAbsDiff(
+        y,
+        x2.map((v, i) => v + mlp[i]),
+      ),
+    ).toBeLessThan(5e-5);
     m.dispose();
   });
 
@@ -122,16 +146,23 @@ describe.each(['cpu', 'wasm'] as const)('model layers on %s', (backend) => {
       const kt = tf.tensor(k, [1, 7, 32]);
       return m.forward(tf.tensor(q, [1, 5, 32]), kt, kt).dataSync();
     });
-    const proj = (x: Float32Array, rows: number, name: string) => ref.linear(x, rows, 32, w.get(`${name}.weight`)!, 16, w.get(`${name}.bias`)!);
+    const proj = (x: Float32Array, rows: number, name: string) =>
+      ref.linear(x, rows, 32, w.get(`${name}.weight`)!, 16, w.get(`${name}.bias`)!);
     const [qp, kp, vp] = [proj(q, 5, 'q_proj'), proj(k, 7, 'k_proj'), proj(k, 7, 'v_proj')];
     const o = new Float64Array(5 * 16);
     for (let h = 0; h < 4; h++) {
       const s = new Float64Array(5 * 7);
-      for (let i = 0; i < 5; i++) for (let j = 0; j < 7; j++) for (let t = 0; t < 4; t++) s[i * 7 + j] += (qp[i * 16 + h * 4 + t] * kp[j * 16 + h * 4 + t]) / 2;
+      for (let i = 0; i < 5; i++)
+        for (let j = 0; j < 7; j++)
+          for (let t = 0; t < 4; t++) s[i * 7 + j] += (qp[i * 16 + h * 4 + t] * kp[j * 16 + h * 4 + t]) / 2;
       const a = ref.softmaxRows(s, 5, 7);
-      for (let i = 0; i < 5; i++) for (let t = 0; t < 4; t++) for (let j = 0; j < 7; j++) o[i * 16 + h * 4 + t] += a[i * 7 + j] * vp[j * 16 + h * 4 + t];
+      for (let i = 0; i < 5; i++)
+        for (let t = 0; t < 4; t++)
+          for (let j = 0; j < 7; j++) o[i * 16 + h * 4 + t] += a[i * 7 + j] * vp[j * 16 + h * 4 + t];
     }
-    expect(ref.maxAbsDiff(y, ref.linear(o, 5, 16, w.get('out_proj.weight')!, 32, w.get('out_proj.bias')!))).toBeLessThan(2e-5);
+    expect(
+      ref.maxAbsDiff(y, ref.linear(o, 5, 16, w.get('out_proj.weight')!, 32, w.get('out_proj.bias')!)),
+    ).toBeLessThan(2e-5);
     m.dispose();
   });
 
@@ -141,16 +172,38 @@ describe.each(['cpu', 'wasm'] as const)('model layers on %s', (backend) => {
     const dec = new DecBlock(8).eval();
     const wd = randomize(dec, 42);
     const yd = tf.tidy(() => dec.forward(tf.tensor(x, shape)).dataSync());
-    const hd = refBnEval(ref.conv2d(x, shape, wd.get('conv1.weight')!, 8, 3, 1, 1, 1).data, 8, wd, 'batch_norm1').map(lrelu);
-    const expectDec = ref.conv2d(hd, shape, wd.get('conv2.weight')!, 8, 3, 1, 1, 1).data.map((v, i) => v + x[i]);
+    const hd = refBnEval(
+      ref.conv2d(x, shape, wd.get('conv1.weight')!, 8, 3, 1, 1, 1).data,
+      8,
+      wd,
+      'batch_norm1',
+    ).map(lrelu);
+    const expectDec = ref
+      .conv2d(hd, shape, wd.get('conv2.weight')!, 8, 3, 1, 1, 1)
+      .data.map((v, i) => v + x[i]);
     expect(ref.maxAbsDiff(yd, expectDec)).toBeLessThan(2e-5);
 
     const pe = new ResBlockPE(8).eval();
     const wp = randomize(pe, 43);
     const yp = tf.tidy(() => pe.forward(tf.tensor(x, shape)).dataSync());
-    const hp = refBnEval(ref.conv2d(x, shape, wp.get('conv1.weight')!, 8, 3, 1, 1, 1).data, 8, wp, 'batch_norm1').map(lrelu);
-    const h2 = refBnEval(ref.conv2d(hp, shape, wp.get('conv2.weight')!, 8, 3, 1, 1, 1).data, 8, wp, 'batch_norm2');
-    expect(ref.maxAbsDiff(yp, h2.map((v, i) => lrelu(v + x[i])))).toBeLessThan(2e-5);
+    const hp = refBnEval(
+      ref.conv2d(x, shape, wp.get('conv1.weight')!, 8, 3, 1, 1, 1).data,
+      8,
+      wp,
+      'batch_norm1',
+    ).map(lrelu);
+    const h2 = refBnEval(
+      ref.conv2d(hp, shape, wp.get('conv2.weight')!, 8, 3, 1, 1, 1).data,
+      8,
+      wp,
+      'batch_norm2',
+    );
+    expect(
+      ref.maxAbsDiff(
+        yp,
+        h2.map((v, i) => lrelu(v + x[i])),
+      ),
+    ).toBeLessThan(2e-5);
     dec.dispose();
     pe.dispose();
   });
@@ -165,16 +218,21 @@ describe('prompt encoder with checkpoint-a on cpu', () => {
   });
   afterAll(() => model?.dispose());
 
-  test.each(['ct', 'endo'])('sparse tokens (box PE, CLIP content MLP, modality fusion) of forward-a-%s', async (name) => {
-    const fx = await readNpzFile(sharedPath(`fixtures/model/forward-a-${name}.npz`));
-    const pe = model.prompt_encoder;
-    const got = tf.tidy(() => {
-      const t = (n: string) => ndarrayToTensor(fx[n], n);
-      const clip = tf.reshape(pe.clip_img_mlp.forward(t('clip_img')), [1, 1, 256]);
-      return tf.concat([pe.embedBoxes(t('box256')), clip, pe.embedModality(t('clip_txt'), t('category_idx'))], 1).dataSync();
-    });
-    expect(ref.maxAbsDiff(got, toFloat32(fx.sparse))).toBeLessThan(2e-5);
-  });
+  test.each(['ct', 'endo'])(
+    'sparse tokens (box PE, CLIP content MLP, modality fusion) of forward-a-%s',
+    async (name) => {
+      const fx = await readNpzFile(sharedPath(`fixtures/model/forward-a-${name}.npz`));
+      const pe = model.prompt_encoder;
+      const got = tf.tidy(() => {
+        const t = (n: string) => ndarrayToTensor(fx[n], n);
+        const clip = tf.reshape(pe.clip_img_mlp.forward(t('clip_img')), [1, 1, 256]);
+        return tf
+          .concat([pe.embedBoxes(t('box256')), clip, pe.embedModality(t('clip_txt'), t('category_idx'))], 1)
+          .dataSync();
+      });
+      expect(ref.maxAbsDiff(got, toFloat32(fx.sparse))).toBeLessThan(2e-5);
+    },
+  );
 
   test('dense positional encoding', async () => {
     const fx = await readNpzFile(sharedPath('fixtures/model/forward-a-ct.npz'));

@@ -2,7 +2,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { FormatError, InputError, StateDictError, UnsafeCheckpointError, initBackend, nn, tf } from '@mcp-medsam/core';
+import {
+  FormatError,
+  InputError,
+  StateDictError,
+  UnsafeCheckpointError,
+  initBackend,
+  nn,
+  tf,
+} from '@mcp-medsam/core';
 import { writeZip, readZip } from '@mcp-medsam/io';
 import {
   McpMedsam,
@@ -30,7 +38,10 @@ function sameStateDicts(a: McpMedsam, b: McpMedsam): void {
   const sa = a.stateDict();
   const sb = b.stateDict();
   expect([...sb.keys()]).toEqual([...sa.keys()]);
-  for (const [k, v] of sa) expect(Buffer.from((sb.get(k)!.data as Float32Array).buffer)).toEqual(Buffer.from((v.data as Float32Array).buffer));
+  for (const [k, v] of sa)
+    expect(Buffer.from((sb.get(k)!.data as Float32Array).buffer)).toEqual(
+      Buffer.from((v.data as Float32Array).buffer),
+    );
 }
 
 describe('saving and loading', () => {
@@ -54,14 +65,19 @@ describe('saving and loading', () => {
     const a = tinyModel(3);
     const b = tinyModel(4);
     const encoderOnly = new Map(
-      [...stateDictArrays(a)].filter(([k]) => k.startsWith('image_encoder.')).map(([k, v]) => [k.slice('image_encoder.'.length), v]),
+      [...stateDictArrays(a)]
+        .filter(([k]) => k.startsWith('image_encoder.'))
+        .map(([k, v]) => [k.slice('image_encoder.'.length), v]),
     );
     const r = loadStateDict(b, encoderOnly);
     expect(r.kind).toBe('image_encoder');
     const enc = (m: McpMedsam) => m.image_encoder.stateDict();
-    for (const [k, v] of enc(a)) expect(Array.from(enc(b).get(k)!.data as Float32Array)).toEqual(Array.from(v.data as Float32Array));
+    for (const [k, v] of enc(a))
+      expect(Array.from(enc(b).get(k)!.data as Float32Array)).toEqual(Array.from(v.data as Float32Array));
     // the rest of the model is untouched
-    expect(Array.from(b.mask_decoder.iou_token.weight.dataSync())).not.toEqual(Array.from(a.mask_decoder.iou_token.weight.dataSync()));
+    expect(Array.from(b.mask_decoder.iou_token.weight.dataSync())).not.toEqual(
+      Array.from(a.mask_decoder.iou_token.weight.dataSync()),
+    );
     a.dispose();
     b.dispose();
   });
@@ -71,7 +87,11 @@ describe('saving and loading', () => {
     const err = await loadWeights(m, sharedPath('fixtures/model/checkpoint-a.pth')).catch((e) => e);
     expect(err).toBeInstanceOf(StateDictError);
     expect(err.mismatched.length).toBeGreaterThan(100);
-    expect(err.mismatched[0]).toEqual({ key: 'image_encoder.patch_embed.seq.0.c.weight', expected: [8, 3, 1, 1], got: [32, 3, 1, 1] });
+    expect(err.mismatched[0]).toEqual({
+      key: 'image_encoder.patch_embed.seq.0.c.weight',
+      expected: [8, 3, 1, 1],
+      got: [32, 3, 1, 1],
+    });
     expect(err.message).toContain('checkpoint-a.pth: state dict does not match the model');
     m.dispose();
   });
@@ -134,7 +154,10 @@ describe('bad checkpoint files', () => {
     const entries = readZip(bytes);
     // GLOBAL 'os system', MARK? keep it minimal: protocol 2, GLOBAL, STOP
     const evil = new Uint8Array([0x80, 0x02, ...Buffer.from('cos\nsystem\n'), 0x2e]);
-    const rebuilt = [...entries.values()].map((e) => ({ name: e.name, data: e.name.endsWith('data.pkl') ? evil : e.read() }));
+    const rebuilt = [...entries.values()].map((e) => ({
+      name: e.name,
+      data: e.name.endsWith('data.pkl') ? evil : e.read(),
+    }));
     const file = path.join(dir, 'evil.pth');
     writeFileSync(file, writeZip(rebuilt));
     const err = await readCheckpointFile(file).catch((e) => e);
@@ -161,14 +184,34 @@ describe('input validation', () => {
   });
 
   test.each([
-    ['image', () => ({ image: tf.zeros([1, 3, 128, 128]) }), /image must have shape \(B,3,256,256\), got \(1,3,128,128\)/],
+    [
+      'image',
+      () => ({ image: tf.zeros([1, 3, 128, 128]) }),
+      /image must have shape \(B,3,256,256\), got \(1,3,128,128\)/,
+    ],
     ['image NaN', () => ({ image: tf.fill([1, 3, 256, 256], NaN) }), /image contains NaN/],
     ['boxes', () => ({ boxes: tf.tensor([[1, 2, 3]]) }), /boxes must hold 4 values per sample, got \(1,3\)/],
-    ['inverted box', () => ({ boxes: tf.tensor([[50, 10, 10, 60]]) }), /box 0 \[50, 10, 10, 60\] is inverted/],
+    [
+      'inverted box',
+      () => ({ boxes: tf.tensor([[50, 10, 10, 60]]) }),
+      /box 0 \[50, 10, 10, 60\] is inverted/,
+    ],
     ['boxes NaN', () => ({ boxes: tf.tensor([[NaN, 10, 20, 60]]) }), /boxes contains NaN/],
-    ['clip features', () => ({ clipImage: tf.zeros([1, 256]) }), /clip image features must have shape \(1,512\), got \(1,256\)/],
-    ['category', () => ({ categoryIdx: tf.tensor([11], [1], 'int32') }), /category_idx 11 is out of range \[0, 10\]/],
-    ['crops', () => ({ crops: tf.zeros([1, 3, 32, 32]) }), /crops must have shape \(1,3,64,64\), got \(1,3,32,32\)/],
+    [
+      'clip features',
+      () => ({ clipImage: tf.zeros([1, 256]) }),
+      /clip image features must have shape \(1,512\), got \(1,256\)/,
+    ],
+    [
+      'category',
+      () => ({ categoryIdx: tf.tensor([11], [1], 'int32') }),
+      /category_idx 11 is out of range \[0, 10\]/,
+    ],
+    [
+      'crops',
+      () => ({ crops: tf.zeros([1, 3, 32, 32]) }),
+      /crops must have shape \(1,3,64,64\), got \(1,3,32,32\)/,
+    ],
   ])('%s', (_name, patch, message) => {
     const inputs = { ...good(), ...patch() };
     expect(() => m.forward(inputs)).toThrow(InputError);

@@ -2,7 +2,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Rng, initBackend, nn, tf } from '@mcp-medsam/core';
-import { cropContent, ndarray, preprocessImage, postprocessLogits, scaleBox, writeNpzFile } from '@mcp-medsam/io';
+import {
+  cropContent,
+  ndarray,
+  preprocessImage,
+  postprocessLogits,
+  scaleBox,
+  writeNpzFile,
+} from '@mcp-medsam/io';
 import { scoreCase } from '@mcp-medsam/metrics';
 import { McpMedsam, TINY, loadWeights, saveWeights } from '@mcp-medsam/model';
 
@@ -26,10 +33,19 @@ export interface DemoReport {
 }
 
 /** A CT-like 2D slice: noisy soft tissue, a brighter elliptical organ (the target) and a lesion. */
-export function syntheticSlice(rng: Rng, h = 300, w = 360): { img: Uint8Array; gt: Uint8Array; box: number[] } {
+export function syntheticSlice(
+  rng: Rng,
+  h = 300,
+  w = 360,
+): { img: Uint8Array; gt: Uint8Array; box: number[] } {
   const img = new Uint8Array(h * w * 3);
   const gt = new Uint8Array(h * w);
-  const [cy, cx, ry, rx] = [h * (0.4 + 0.2 * rng.random()), w * (0.4 + 0.2 * rng.random()), h * 0.18, w * 0.22];
+  const [cy, cx, ry, rx] = [
+    h * (0.4 + 0.2 * rng.random()),
+    w * (0.4 + 0.2 * rng.random()),
+    h * 0.18,
+    w * 0.22,
+  ];
   let [x0, y0, x1, y1] = [w, h, -1, -1];
   for (let i = 0; i < h; i++)
     for (let j = 0; j < w; j++) {

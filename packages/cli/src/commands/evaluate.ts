@@ -22,19 +22,27 @@ export function registerEvaluate(program: Command): void {
       'score predictions (npz with segs) against ground truths (npz with gts, spacing) as the CVPR 2024 MedSAM-on-Laptop challenge does',
     )
     .requiredOption('--pred <dir>', 'folder of prediction npz files (segs)')
-    .requiredOption('--gt <dir>', 'folder of ground-truth npz files (gts, and spacing for 3D), same file names')
+    .requiredOption(
+      '--gt <dir>',
+      'folder of ground-truth npz files (gts, and spacing for 3D), same file names',
+    )
     .option('--out <file>', 'write the per-case CSV (full precision) here')
     .option('--json', 'print the whole result as JSON instead of the table')
     .option('--tolerance <mm>', 'NSD tolerance (mm in 3D, pixels in 2D)', '2')
     .option('--gate <dsc>', "case NSD is 0 unless case DSC > this ('none' disables)", '0.2')
-    .option('--spacing-order <order>', "'challenge' (npz spacing applied to (D,H,W) as stored) or 'xyz' (reversed)", 'challenge')
+    .option(
+      '--spacing-order <order>',
+      "'challenge' (npz spacing applied to (D,H,W) as stored) or 'xyz' (reversed)",
+      'challenge',
+    )
     .option('--surface2d <kind>', "'slab' (challenge: 2D mask as an (H,W,1) slab) or 'contour'", 'slab')
     .option('--no-hd95', 'skip the 95th percentile Hausdorff distance (faster NSD)')
     .action(async (opts: EvaluateCliOptions) => {
       const tolerance = Number(opts.tolerance);
       const gate = opts.gate === 'none' ? null : Number(opts.gate);
       if (!(tolerance >= 0)) throw new Error(`--tolerance must be a number >= 0, got ${opts.tolerance}`);
-      if (gate !== null && Number.isNaN(gate)) throw new Error(`--gate must be a number or 'none', got ${opts.gate}`);
+      if (gate !== null && Number.isNaN(gate))
+        throw new Error(`--gate must be a number or 'none', got ${opts.gate}`);
       if (opts.spacingOrder !== 'challenge' && opts.spacingOrder !== 'xyz') {
         throw new Error(`--spacing-order must be 'challenge' or 'xyz', got ${opts.spacingOrder}`);
       }

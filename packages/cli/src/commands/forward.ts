@@ -20,7 +20,8 @@ export const FORWARD_INPUTS = ['image', 'box256', 'clip_img', 'clip_txt', 'categ
 /** Runs the network on raw tensors from an npz and writes every output (fixture names) to an npz. */
 export async function runForward(opts: ForwardOptions): Promise<Record<string, NdArray>> {
   const mode = opts.mode ?? 'eval';
-  if (mode !== 'eval' && mode !== 'train') throw new InputError(`--mode must be eval or train, got '${mode}'`);
+  if (mode !== 'eval' && mode !== 'train')
+    throw new InputError(`--mode must be eval or train, got '${mode}'`);
   await initBackend();
   const arrays = await readNpzFile(opts.inputs);
   const model = new McpMedsam(getPreset(opts.preset ?? 'mcp-medsam'));

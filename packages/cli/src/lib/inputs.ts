@@ -5,7 +5,9 @@ import type { NdArray } from '@mcp-medsam/io';
 export function requireArray(arrays: Record<string, NdArray>, name: string, file: string): NdArray {
   const a = arrays[name];
   if (!a) {
-    throw new InputError(`missing array '${name}' (has: ${Object.keys(arrays).join(', ') || 'none'})`, { file });
+    throw new InputError(`missing array '${name}' (has: ${Object.keys(arrays).join(', ') || 'none'})`, {
+      file,
+    });
   }
   return a;
 }

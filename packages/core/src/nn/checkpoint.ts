@@ -44,7 +44,10 @@ export function checkpoint(block: Module, x: tf.Tensor, run: (x: tf.Tensor) => t
         const outerTape = state.activeTape;
         recomputeDepth++;
         try {
-          const { grads } = tf.variableGrads(() => tf.sum(tf.mul(run(inputVar), dy)) as tf.Scalar, [inputVar, ...params]);
+          const { grads } = tf.variableGrads(
+            () => tf.sum(tf.mul(run(inputVar), dy)) as tf.Scalar,
+            [inputVar, ...params],
+          );
           const out = [grads[inputVar.name], ...params.map((p) => grads[p.name] ?? tf.zerosLike(p))];
           return out;
         } finally {

@@ -57,7 +57,13 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, fused 
 }
 
 /** Layer normalisation over the last axis with the biased variance, as nn.LayerNorm. */
-export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number, training = false): tf.Tensor {
+export function layerNorm(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor,
+  eps: number,
+  training = false,
+): tf.Tensor {
   if (training) return layerNormWithGrad(x, weight, bias, eps);
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);

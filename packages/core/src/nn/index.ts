@@ -1,6 +1,16 @@
 export { Module, ModuleList } from './module.js';
 export type { StateTensor, LoadReport } from './module.js';
-export { Linear, Conv2d, ConvTranspose2d, LayerNorm, LayerNorm2d, BatchNorm2d, Embedding, conv2dNHWC, conv2dBatchNorm } from './layers.js';
+export {
+  Linear,
+  Conv2d,
+  ConvTranspose2d,
+  LayerNorm,
+  LayerNorm2d,
+  BatchNorm2d,
+  Embedding,
+  conv2dNHWC,
+  conv2dBatchNorm,
+} from './layers.js';
 export type { Conv2dOptions } from './layers.js';
 export { gelu, relu, leakyRelu, linear, layerNorm, softmax } from './functional.js';
 export { setInitSeed, uniformInit, normalInit } from './init.js';

@@ -52,7 +52,9 @@ export class Conv2d extends Module {
     this.padding = options.padding ?? 0;
     this.groups = options.groups ?? 1;
     if (this.groups !== 1 && !(this.groups === inChannels && this.groups === outChannels)) {
-      throw new Error(`Conv2d: only groups=1 or depthwise (groups=in=out) are supported, got groups=${this.groups}`);
+      throw new Error(
+        `Conv2d: only groups=1 or depthwise (groups=in=out) are supported, got groups=${this.groups}`,
+      );
     }
     const fanIn = (inChannels / this.groups) * kernelSize * kernelSize;
     const bound = 1 / Math.sqrt(fanIn);

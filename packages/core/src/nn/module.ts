@@ -5,7 +5,16 @@ import { StateDictError } from '../errors.js';
 export interface StateTensor {
   shape: number[];
   /** Float data for parameters and float buffers; integer data for counters. */
-  data: Float32Array | Int32Array | Float64Array | BigInt64Array | Uint8Array | Uint16Array | Int8Array | Int16Array | Uint32Array;
+  data:
+    | Float32Array
+    | Int32Array
+    | Float64Array
+    | BigInt64Array
+    | Uint8Array
+    | Uint16Array
+    | Int8Array
+    | Int16Array
+    | Uint32Array;
   dtype?: string;
 }
 
@@ -121,9 +130,17 @@ export class Module {
     for (const [key, t] of this.stateDictTensors()) {
       if (t.dtype === 'int32') {
         const v = t.dataSync() as Int32Array;
-        out.set(key, { shape: t.shape.slice(), data: BigInt64Array.from(v, (x) => BigInt(x)), dtype: 'int64' });
+        out.set(key, {
+          shape: t.shape.slice(),
+          data: BigInt64Array.from(v, (x) => BigInt(x)),
+          dtype: 'int64',
+        });
       } else {
-        out.set(key, { shape: t.shape.slice(), data: new Float32Array(t.dataSync() as Float32Array), dtype: 'float32' });
+        out.set(key, {
+          shape: t.shape.slice(),
+          data: new Float32Array(t.dataSync() as Float32Array),
+          dtype: 'float32',
+        });
       }
     }
     return out;
@@ -158,7 +175,8 @@ export class Module {
     for (const [prefix, m] of this.namedModules()) {
       const key = (n: string) => (prefix ? `${prefix}.${n}` : n);
       for (const [name, p] of m.ownParams) setters.set(key(name), (t) => p.assign(t));
-      for (const [name, b] of m.ownBuffers) if (b.persistent) setters.set(key(name), (t) => m.setBuffer(name, t));
+      for (const [name, b] of m.ownBuffers)
+        if (b.persistent) setters.set(key(name), (t) => m.setBuffer(name, t));
     }
     for (const [key, value] of entries) {
       const target = own.get(key);
@@ -204,7 +222,10 @@ export class Module {
 function toTensor(value: StateTensor, dtype: 'float32' | 'int32', shape: number[]): tf.Tensor {
   const d = value.data;
   if (dtype === 'int32') {
-    const ints = d instanceof BigInt64Array ? Int32Array.from(d, (x) => Number(x)) : Int32Array.from(d as ArrayLike<number>);
+    const ints =
+      d instanceof BigInt64Array
+        ? Int32Array.from(d, (x) => Number(x))
+        : Int32Array.from(d as ArrayLike<number>);
     return tf.tensor(ints, shape, 'int32');
   }
   const floats =

@@ -12,7 +12,13 @@
  * | 3D | `spacing` | (3,) in `(x, y, z)` order, the reverse of the array axes |
  */
 import path from 'node:path';
-import { InputError, MODALITIES, MODALITY_ALIASES, type Modality, parseModality } from '@mcp-medsam/core/common';
+import {
+  InputError,
+  MODALITIES,
+  MODALITY_ALIASES,
+  type Modality,
+  parseModality,
+} from '@mcp-medsam/core/common';
 import { type NdArray, ndarray, numel, toFloat64 } from '../dtype.js';
 import { readNpzFile, writeNpzFile } from '../npz.js';
 

@@ -307,7 +307,13 @@ class PlaneWork {
  * Distances from every border corner of `Q` to the border of `T`, with the areas of Q's codes,
  * in Q's node order.
  */
-function directed(Q: BorderList, T: BorderList, Z: number, w: PlaneWork, area: Float64Array): [Float64Array, Float64Array] {
+function directed(
+  Q: BorderList,
+  T: BorderList,
+  Z: number,
+  w: PlaneWork,
+  area: Float64Array,
+): [Float64Array, Float64Array] {
   const dist = new Float64Array(Q.n);
   const areas = new Float64Array(Q.n);
   for (let i = 0; i < Q.n; i++) areas[i] = area[Q.code[i]];
@@ -454,7 +460,13 @@ export function surfaceDistances2d(
   }
   const scratch = new EnvelopeScratch(Math.max(X, Y));
   const row = new Float64Array(X);
-  const one = (f: Float64Array, hasTarget: boolean, rowQ: Int32Array, q: Uint8Array, nQ: number): [Float64Array, Float64Array] => {
+  const one = (
+    f: Float64Array,
+    hasTarget: boolean,
+    rowQ: Int32Array,
+    q: Uint8Array,
+    nQ: number,
+  ): [Float64Array, Float64Array] => {
     const list = new SurfelList(nQ);
     if (hasTarget) {
       for (let cx = 0; cx < X; cx++) {

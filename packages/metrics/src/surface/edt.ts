@@ -135,7 +135,8 @@ export function squaredDistanceTransform(
 ): Float64Array {
   const nd = shape.length;
   if (nd < 1 || nd > 3) throw new RangeError(`squaredDistanceTransform: 1 to 3 dimensions, got ${nd}`);
-  if (spacing.length !== nd) throw new RangeError(`squaredDistanceTransform: spacing has ${spacing.length} values for ${nd} axes`);
+  if (spacing.length !== nd)
+    throw new RangeError(`squaredDistanceTransform: spacing has ${spacing.length} values for ${nd} axes`);
   let total = 1;
   for (const s of shape) total *= s;
   const d = new Float64Array(total);

@@ -10,7 +10,13 @@ import { sliceCodes } from './distances.js';
 import { surfaceAreaTable3d } from './tables.js';
 
 /** Linear offsets (in a grid of row length X and plane size P) within `tolerance`, nearest first. */
-function offsetsWithin(tolerance: number, spacing: readonly number[], r: number[], X: number, P: number): Int32Array {
+function offsetsWithin(
+  tolerance: number,
+  spacing: readonly number[],
+  r: number[],
+  X: number,
+  P: number,
+): Int32Array {
   const list: [number, number][] = [];
   for (let dz = -r[0]; dz <= r[0]; dz++) {
     for (let dy = -r[1]; dy <= r[1]; dy++) {

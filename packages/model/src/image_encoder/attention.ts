@@ -37,7 +37,10 @@ export class Attention extends Module {
     this.qkvRows = [0, 1, 2].map((part) =>
       tf.keep(
         tf.tensor1d(
-          Array.from({ length: numHeads * keyDim }, (_, i) => Math.floor(i / keyDim) * 3 * keyDim + part * keyDim + (i % keyDim)),
+          Array.from(
+            { length: numHeads * keyDim },
+            (_, i) => Math.floor(i / keyDim) * 3 * keyDim + part * keyDim + (i % keyDim),
+          ),
           'int32',
         ),
       ),
@@ -58,7 +61,11 @@ export class Attention extends Module {
         const t = tf.add(nn.linear(xn, tf.gather(this.qkv.weight, rows)), tf.gather(this.qkv.bias!, rows));
         return tf.transpose(tf.reshape(t, [nw, n, h, kd]), [0, 2, 1, 3]);
       });
-      const bias = tf.reshape(tf.gather(this.attentionBiases, this.getBuffer('attention_bias_idxs'), 1), [h, n, n]);
+      const bias = tf.reshape(tf.gather(this.attentionBiases, this.getBuffer('attention_bias_idxs'), 1), [
+        h,
+        n,
+        n,
+      ]);
       const scores = tf.add(tf.mul(tf.matMul(q, tf.transpose(k, [0, 1, 3, 2])), this.scale), bias);
       const out = tf.matMul(nn.softmax(scores), v);
       return this.proj.forward(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [nw, n, h * kd]));

@@ -1,4 +1,4 @@
-import { Module, nn, tf } from '@mcp-medsam/core';
+import { Module, tf } from '@mcp-medsam/core';
 import { Conv2dBN } from './conv2d_bn.js';
 
 /**

@@ -34,7 +34,10 @@ export class ConvLayer extends Module {
   readonly downsample: PatchMerging;
   constructor(dim: number, depth: number, expandRatio: number, downsample: PatchMerging) {
     super();
-    this.blocks = this.child('blocks', new ModuleList(Array.from({ length: depth }, () => new MBConv(dim, expandRatio))));
+    this.blocks = this.child(
+      'blocks',
+      new ModuleList(Array.from({ length: depth }, () => new MBConv(dim, expandRatio))),
+    );
     this.downsample = this.child('downsample', downsample);
   }
   forward(x: tf.Tensor): tf.Tensor {
@@ -93,7 +96,15 @@ export class TinyViT extends Module {
     readonly imageSize = 256,
   ) {
     super();
-    const { embedDims: d, depths, numHeads, windowSizes, mlpRatio, mbconvExpandRatio, localConvSize } = config;
+    const {
+      embedDims: d,
+      depths,
+      numHeads,
+      windowSizes,
+      mlpRatio,
+      mbconvExpandRatio,
+      localConvSize,
+    } = config;
     this.patch_embed = this.child('patch_embed', new PatchEmbed(3, d[0]));
     const stages: (ConvLayer | BasicLayer)[] = [];
     const last = d.length - 1;
@@ -101,8 +112,7 @@ export class TinyViT extends Module {
       // The patch embedding keeps full resolution; stages 0-2 halve it except the last merge,
       // which has stride 1 (in the original: out_dim in {320, 448, 576}).
       const res = imageSize / 2 ** Math.min(i, 2);
-      const down =
-        i < last ? new PatchMerging(res, d[i], d[i + 1], i + 1 === last ? 1 : 2) : undefined;
+      const down = i < last ? new PatchMerging(res, d[i], d[i + 1], i + 1 === last ? 1 : 2) : undefined;
       if (i === 0) stages.push(new ConvLayer(d[0], depths[0], mbconvExpandRatio, down!));
       else {
         const blocks = Array.from(

@@ -54,11 +54,18 @@ export class TinyViTBlock extends Module {
       const nH = hp / ws;
       const nW = wp / ws;
       let t = tf.reshape(x, [b, r, r, c]);
-      if (padB || padR) t = tf.pad(t, [[0, 0], [0, padB], [0, padR], [0, 0]]);
-      const windows = tf.reshape(
-        tf.transpose(tf.reshape(t, [b, nH, ws, nW, ws, c]), [0, 1, 3, 2, 4, 5]),
-        [b * nH * nW, ws * ws, c],
-      );
+      if (padB || padR)
+        t = tf.pad(t, [
+          [0, 0],
+          [0, padB],
+          [0, padR],
+          [0, 0],
+        ]);
+      const windows = tf.reshape(tf.transpose(tf.reshape(t, [b, nH, ws, nW, ws, c]), [0, 1, 3, 2, 4, 5]), [
+        b * nH * nW,
+        ws * ws,
+        c,
+      ]);
       const attended = this.attn.forward(windows);
       let merged = tf.reshape(
         tf.transpose(tf.reshape(attended, [b, nH, nW, ws, ws, c]), [0, 1, 3, 2, 4, 5]),

@@ -1,4 +1,14 @@
-import { Conv2d, ConvTranspose2d, Embedding, LayerNorm2d, Linear, Module, ModuleList, nn, tf } from '@mcp-medsam/core';
+import {
+  Conv2d,
+  ConvTranspose2d,
+  Embedding,
+  LayerNorm2d,
+  Linear,
+  Module,
+  ModuleList,
+  nn,
+  tf,
+} from '@mcp-medsam/core';
 import type { McpMedsamConfig } from '../config.js';
 import { Classifier, DecBlock, MLP } from './heads.js';
 import { TwoWayTransformer } from './transformer.js';
@@ -48,7 +58,10 @@ export class MaskDecoder extends Module {
     const c = config.embedDim;
     const t = config.transformer;
     this.numMaskTokens = config.numMultimaskOutputs + 1;
-    this.transformer = this.child('transformer', new TwoWayTransformer(t.depth, c, t.numHeads, t.mlpDim, t.attentionDownsampleRate));
+    this.transformer = this.child(
+      'transformer',
+      new TwoWayTransformer(t.depth, c, t.numHeads, t.mlpDim, t.attentionDownsampleRate),
+    );
     this.iou_token = this.child('iou_token', new Embedding(1, c));
     this.mask_tokens = this.child('mask_tokens', new Embedding(this.numMaskTokens, c));
     // Registration order = the original's state-dict order.
@@ -85,7 +98,12 @@ export class MaskDecoder extends Module {
    * In training mode all four mask tokens are decoded (so hypernetworks 1-3 get their zero
    * gradients as in PyTorch); in eval mode only the first one, whose output is the result.
    */
-  forward(imageEmbedding: tf.Tensor, densePe: tf.Tensor, sparse: tf.Tensor, dense: tf.Tensor): MaskDecoderOutputs {
+  forward(
+    imageEmbedding: tf.Tensor,
+    densePe: tf.Tensor,
+    sparse: tf.Tensor,
+    dense: tf.Tensor,
+  ): MaskDecoderOutputs {
     return tf.tidy(() => {
       const b = sparse.shape[0];
       const c = this.config.embedDim;
@@ -121,7 +139,9 @@ export class MaskDecoder extends Module {
 
       const nMasks = this.training ? this.numMaskTokens : 1;
       const hyper = tf.stack(
-        Array.from({ length: nMasks }, (_, k) => this.output_hypernetworks_mlps.items[k].forward(token(1 + k))),
+        Array.from({ length: nMasks }, (_, k) =>
+          this.output_hypernetworks_mlps.items[k].forward(token(1 + k)),
+        ),
         2,
       ); // (B, uc, nMasks)
       const masks = tf.matMul(tf.reshape(up, [b, uh * uw, uc]), hyper); // (B, HW, nMasks)

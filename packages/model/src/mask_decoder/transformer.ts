@@ -14,7 +14,8 @@ export class Attention extends Module {
   ) {
     super();
     this.internalDim = embeddingDim / downsampleRate;
-    if (this.internalDim % numHeads !== 0) throw new Error('num_heads must divide embedding_dim / downsample_rate');
+    if (this.internalDim % numHeads !== 0)
+      throw new Error('num_heads must divide embedding_dim / downsample_rate');
     this.q_proj = this.child('q_proj', new Linear(embeddingDim, this.internalDim));
     this.k_proj = this.child('k_proj', new Linear(embeddingDim, this.internalDim));
     this.v_proj = this.child('v_proj', new Linear(embeddingDim, this.internalDim));
@@ -100,7 +101,9 @@ export class TwoWayAttentionBlock extends Module {
       const kp = tf.add(keys, keyPe);
       q = this.norm2.forward(tf.add(q, this.cross_attn_token_to_image.forward(tf.add(q, queryPe), kp, keys)));
       q = this.norm3.forward(tf.add(q, this.mlp.forward(q)));
-      const k = this.norm4.forward(tf.add(keys, this.cross_attn_image_to_token.forward(kp, tf.add(q, queryPe), q)));
+      const k = this.norm4.forward(
+        tf.add(keys, this.cross_attn_image_to_token.forward(kp, tf.add(q, queryPe), q)),
+      );
       return [q, k];
     });
   }
@@ -116,7 +119,10 @@ export class TwoWayTransformer extends Module {
     this.layers = this.child(
       'layers',
       new ModuleList(
-        Array.from({ length: depth }, (_, i) => new TwoWayAttentionBlock(dim, numHeads, mlpDim, downsampleRate, i === 0)),
+        Array.from(
+          { length: depth },
+          (_, i) => new TwoWayAttentionBlock(dim, numHeads, mlpDim, downsampleRate, i === 0),
+        ),
       ),
     );
     this.final_attn_token_to_image = this.child(

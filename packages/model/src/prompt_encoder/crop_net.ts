@@ -43,7 +43,8 @@ export class CropNet extends Module {
   forward(crop: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       let x = this.conv.forward(tf.transpose(crop, [0, 2, 3, 1]));
-      for (const block of [this.conv1, this.conv2, this.conv3]) x = nn.checkpoint(block, x, (t) => block.forward(t));
+      for (const block of [this.conv1, this.conv2, this.conv3])
+        x = nn.checkpoint(block, x, (t) => block.forward(t));
       return this.conv4.forward(x);
     });
   }

@@ -15,7 +15,10 @@ export class PositionEmbeddingRandom extends Module {
     return tf.tidy(() => {
       const lead = coords.shape.slice(0, -1);
       const c2 = tf.reshape(tf.sub(tf.mul(coords, 2), 1), [-1, 2]);
-      const proj = tf.mul(tf.matMul(c2 as tf.Tensor2D, this.getBuffer('positional_encoding_gaussian_matrix') as tf.Tensor2D), 2 * Math.PI);
+      const proj = tf.mul(
+        tf.matMul(c2 as tf.Tensor2D, this.getBuffer('positional_encoding_gaussian_matrix') as tf.Tensor2D),
+        2 * Math.PI,
+      );
       return tf.reshape(tf.concat([tf.sin(proj), tf.cos(proj)], -1), [...lead, 2 * this.numPosFeats]);
     });
   }
