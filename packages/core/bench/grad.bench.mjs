@@ -24,16 +24,17 @@ function time(f) {
   return best;
 }
 
+/** One JSON line per measurement (best of `reps`). */
 function row(name, flops, ms) {
-  console.log(
-    `${name.padEnd(58)} ${ms.toFixed(1).padStart(8)} ms ${(flops / ms / 1e6).toFixed(2).padStart(7)} GFLOP/s`,
+  process.stdout.write(
+    JSON.stringify({ name: `grad.${name.replace(/\s+/g, ' ').trim()}`, backend: tf.getBackend(), ms, gflops: flops / ms / 1e6 }) + '\n',
   );
 }
 
 const run = (name, inputs, attrs) => tf.engine().runKernel(name, inputs, attrs);
 
 await initBackend({ backend: 'wasm', log: null });
-console.log(`backend ${tf.getBackend()}, best of ${reps}`);
+process.stderr.write(`backend ${tf.getBackend()}, best of ${reps}\n`);
 
 {
   const x = tf.randomNormal([1, 64, 64, 256]);
