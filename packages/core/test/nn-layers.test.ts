@@ -366,3 +366,40 @@ describe.each(['cpu', 'wasm'] as const)('gradient checkpointing on %s', (backend
     plain.grads.forEach((g, i) => expect(ref.maxAbsDiff(ckpt.grads[i], g)).toBeLessThan(1e-5));
   });
 });
+
+describe.each(['cpu', 'wasm'] as const)('variableGradsEager on %s', (backend) => {
+  beforeAll(async () => {
+    await initBackend({ backend, log: null });
+  });
+
+  test('equals tf.variableGrads (shared inputs, custom gradients, checkpointed blocks) and frees the tape', () => {
+    const conv = new Conv2d(3, 4, 3, { padding: 1 });
+    const bn = new BatchNorm2d(4);
+    const lin = new Linear(4, 2);
+    const unused = tf.variable(tf.ones([2]));
+    [conv, bn, lin].forEach((m, i) => randomize(m, 200 + i));
+    conv.train().setGradientCheckpointing(true);
+    const x = tf.variable(tf.tensor(ref.randomArray(2 * 5 * 5 * 3, 210), [2, 5, 5, 3]));
+    const vars = [x, unused, ...[conv, bn, lin].flatMap((m) => m.namedParameters().map(([, p]) => p))];
+    const loss = () => {
+      const h = nn.checkpoint(conv, x, (t) => conv.forward(t));
+      const a = nn.gelu(bn.forward(h));
+      // `a` feeds two consumers: its gradient is accumulated before it is used
+      return tf.add(tf.sum(tf.square(lin.forward(a))), tf.mul(tf.sum(a), 0.3)) as tf.Scalar;
+    };
+    const before = tf.memory().numTensors;
+    const plain = tf.variableGrads(loss, vars);
+    const eager = nn.variableGradsEager(loss, vars);
+    expect(eager.value.dataSync()[0]).toBeCloseTo(plain.value.dataSync()[0], 5);
+    expect(Object.keys(eager.grads).sort()).toEqual(Object.keys(plain.grads).sort());
+    expect(eager.grads[unused.name]).toBeUndefined();
+    for (const [k, g] of Object.entries(plain.grads))
+      expect(ref.maxAbsDiff(eager.grads[k].dataSync(), g.dataSync())).toBeLessThan(1e-5);
+    tf.dispose([plain.value, eager.value, ...Object.values(plain.grads), ...Object.values(eager.grads)]);
+    // nothing but the running statistics' replacements is left behind
+    expect(tf.memory().numTensors).toBe(before);
+    [conv, bn, lin].forEach((m) => m.dispose());
+    x.dispose();
+    unused.dispose();
+  });
+});

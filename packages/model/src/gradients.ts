@@ -42,7 +42,7 @@ export function stepGradients(
   let loss: tf.Scalar;
   let dEmb: tf.Tensor;
   try {
-    const phase2 = tf.variableGrads(() => {
+    const phase2 = nn.variableGradsEager(() => {
       const dec = model.decode(embVar, inputs);
       const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
       const outputs: ForwardOutputs = {
@@ -71,7 +71,7 @@ export function stepGradients(
   }
 
   const phase3 = nn.recomputing(() =>
-    tf.variableGrads(() => tf.sum(tf.mul(model.encodeImage(inputs.image), dEmb)) as tf.Scalar, encoderVars),
+    nn.variableGradsEager(() => tf.sum(tf.mul(model.encodeImage(inputs.image), dEmb)) as tf.Scalar, encoderVars),
   );
   phase3.value.dispose();
   dEmb.dispose();

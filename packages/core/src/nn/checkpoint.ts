@@ -1,5 +1,6 @@
 import { tf } from '../tf.js';
 import type { Module } from './module.js';
+import { variableGradsEager } from './backprop.js';
 
 let recomputeDepth = 0;
 

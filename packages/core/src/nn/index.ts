@@ -16,3 +16,4 @@ export { gelu, relu, leakyRelu, linear, layerNorm, softmax } from './functional.
 export { setInitSeed, uniformInit, normalInit } from './init.js';
 export { checkpoint, isRecomputing, recomputing } from './checkpoint.js';
 export { batchNormTrain, layerNormWithGrad } from './norm.js';
+export { variableGradsEager } from './backprop.js';
