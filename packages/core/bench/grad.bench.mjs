@@ -27,7 +27,12 @@ function time(f) {
 /** One JSON line per measurement (best of `reps`). */
 function row(name, flops, ms) {
   process.stdout.write(
-    JSON.stringify({ name: `grad.${name.replace(/\s+/g, ' ').trim()}`, backend: tf.getBackend(), ms, gflops: flops / ms / 1e6 }) + '\n',
+    JSON.stringify({
+      name: `grad.${name.replace(/\s+/g, ' ').trim()}`,
+      backend: tf.getBackend(),
+      ms,
+      gflops: flops / ms / 1e6,
+    }) + '\n',
   );
 }
 

@@ -2,18 +2,7 @@ export { tf } from './tf.js';
 export type { Tensor, Variable } from './tf.js';
 export { initBackend, activeBackend } from './backend.js';
 export type { BackendName, BackendInfo, InitBackendOptions } from './backend.js';
-export {
-  MedsamError,
-  BackendError,
-  InputError,
-  StateDictError,
-  FormatError,
-  UnsafeCheckpointError,
-} from './errors.js';
-export { MODALITIES, MODALITY_ALIASES, parseModality, modalityIndex } from './modality.js';
-export type { Modality } from './modality.js';
-export { Rng } from './rng.js';
-export type { RngState } from './rng.js';
+export * from './common.js';
 export * as nn from './nn/index.js';
 export {
   Module,

@@ -14,22 +14,7 @@ import {
   tf,
 } from '@mcp-medsam/core';
 import * as ref from '../../../test-utils/reference.js';
-
-/** Fills every state-dict entry of a module with deterministic random values. */
-function randomize(m: Module, seed: number): Map<string, Float32Array> {
-  const values = new Map<string, Float32Array>();
-  const entries = new Map();
-  let s = seed;
-  for (const [k, t] of m.stateDictTensors()) {
-    if (t.dtype === 'int32') continue;
-    const v = ref.randomArray(t.size, s++, 0.5);
-    if (k.endsWith('running_var')) for (let i = 0; i < v.length; i++) v[i] = 0.5 + Math.abs(v[i]);
-    values.set(k, v);
-    entries.set(k, { shape: t.shape, data: v });
-  }
-  m.loadStateDict(entries, { strict: false });
-  return values;
-}
+import { randomize } from '../../../test-utils/modules.js';
 
 function run(m: { forward(x: tf.Tensor): tf.Tensor }, x: Float32Array, shape: number[]): Float32Array {
   return tf.tidy(() => m.forward(tf.tensor(x, shape)).dataSync() as Float32Array);

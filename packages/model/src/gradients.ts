@@ -1,5 +1,5 @@
 import { nn, tf } from '@mcp-medsam/core';
-import type { ForwardInputs, ForwardOutputs, McpMedsam } from './mcp_medsam.js';
+import { forwardOutputs, type ForwardInputs, type ForwardOutputs, type McpMedsam } from './mcp_medsam.js';
 
 export interface StepGradients {
   /** The loss value. */
@@ -43,21 +43,7 @@ export function stepGradients(
   let dEmb: tf.Tensor;
   try {
     const phase2 = nn.variableGradsEager(() => {
-      const dec = model.decode(embVar, inputs);
-      const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
-      const outputs: ForwardOutputs = {
-        image_embedding: nchw(embVar),
-        sparse: dec.sparse,
-        dense: nchw(dec.dense),
-        dense_pe: nchw(dec.densePe),
-        hs: dec.hs,
-        keys: dec.keys,
-        low_res_logits: dec.lowResLogits,
-        iou: dec.iou,
-        category_logits: dec.categoryLogits,
-        clip_vec: dec.clipVec,
-        img_vec: dec.imgVec,
-      };
+      const outputs = forwardOutputs(embVar, model.decode(embVar, inputs));
       return lossFn(outputs);
     }, [embVar, ...otherVars]);
     loss = phase2.value;
@@ -71,7 +57,10 @@ export function stepGradients(
   }
 
   const phase3 = nn.recomputing(() =>
-    nn.variableGradsEager(() => tf.sum(tf.mul(model.encodeImage(inputs.image), dEmb)) as tf.Scalar, encoderVars),
+    nn.variableGradsEager(
+      () => tf.sum(tf.mul(model.encodeImage(inputs.image), dEmb)) as tf.Scalar,
+      encoderVars,
+    ),
   );
   phase3.value.dispose();
   dEmb.dispose();

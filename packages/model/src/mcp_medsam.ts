@@ -90,20 +90,7 @@ export class McpMedsam extends Module {
     return tf.tidy(() => {
       const taps: EncoderTaps | undefined = options.taps ? {} : undefined;
       const emb = this.encodeImage(inputs.image, taps);
-      const dec = this.decode(emb, inputs);
-      const result: ForwardOutputs = {
-        image_embedding: nchw(emb),
-        sparse: dec.sparse,
-        dense: nchw(dec.dense),
-        dense_pe: nchw(dec.densePe),
-        hs: dec.hs,
-        keys: dec.keys,
-        low_res_logits: dec.lowResLogits,
-        iou: dec.iou,
-        category_logits: dec.categoryLogits,
-        clip_vec: dec.clipVec,
-        img_vec: dec.imgVec,
-      };
+      const result = forwardOutputs(emb, this.decode(emb, inputs));
       if (taps) {
         if (taps.patch_embed) {
           result.tap_patch_embed = nchw(taps.patch_embed);
@@ -117,6 +104,24 @@ export class McpMedsam extends Module {
       return result as unknown as tf.TensorContainer;
     }) as unknown as ForwardOutputs;
   }
+}
+
+/** The forward outputs (NCHW maps, fixture names) from an NHWC embedding and a decode result. */
+export function forwardOutputs(emb: tf.Tensor, dec: ReturnType<McpMedsam['decode']>): ForwardOutputs {
+  const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
+  return {
+    image_embedding: nchw(emb),
+    sparse: dec.sparse,
+    dense: nchw(dec.dense),
+    dense_pe: nchw(dec.densePe),
+    hs: dec.hs,
+    keys: dec.keys,
+    low_res_logits: dec.lowResLogits,
+    iou: dec.iou,
+    category_logits: dec.categoryLogits,
+    clip_vec: dec.clipVec,
+    img_vec: dec.imgVec,
+  };
 }
 
 function shapeStr(t: tf.Tensor): string {

@@ -4,7 +4,7 @@
  * forward-parity.test.ts; on cpu it would be too slow for CI).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { initBackend, Module, tf } from '@mcp-medsam/core';
+import { initBackend, tf } from '@mcp-medsam/core';
 import { readNpzFile, toFloat32 } from '@mcp-medsam/io';
 import { ndarrayToTensor } from '@mcp-medsam/io/tensor';
 import { McpMedsam, MCP_MEDSAM, TINY, loadWeights } from '@mcp-medsam/model';
@@ -14,22 +14,8 @@ import { Attention as TwoWayAttention } from '../src/mask_decoder/transformer.js
 import { DecBlock } from '../src/mask_decoder/heads.js';
 import { ResBlockPE } from '../src/prompt_encoder/crop_net.js';
 import * as ref from '../../../test-utils/reference.js';
+import { randomize } from '../../../test-utils/modules.js';
 import { sharedPath } from '../../../test-utils/shared.js';
-
-function randomize(m: Module, seed: number): Map<string, Float32Array> {
-  const values = new Map<string, Float32Array>();
-  const entries = new Map();
-  let s = seed;
-  for (const [k, t] of m.stateDictTensors()) {
-    if (t.dtype === 'int32') continue;
-    const v = ref.randomArray(t.size, s++, 0.5);
-    if (k.endsWith('running_var')) for (let i = 0; i < v.length; i++) v[i] = 0.5 + Math.abs(v[i]);
-    values.set(k, v);
-    entries.set(k, { shape: t.shape, data: v });
-  }
-  m.loadStateDict(entries, { strict: false });
-  return values;
-}
 
 /** Reference TinyViT window attention on (Nw, N, C) tokens: per-head [q|k|v] layout, |Δ| bias. */
 function refWindowAttention(

@@ -62,7 +62,8 @@ export function variableGradsEager(
     () => engine.endTape(),
     () => engine.tidy('forward', f),
   ) as tf.Scalar;
-  if (!(y instanceof tf.Tensor) || y.rank !== 0) throw new Error('variableGradsEager: f must return a scalar');
+  if (!(y instanceof tf.Tensor) || y.rank !== 0)
+    throw new Error('variableGradsEager: f must return a scalar');
   const tape = engine.state.activeTape ?? [];
   const nodes = pathNodes(tape, varList, y);
   const wanted = new Set(varList.map((v) => v.id));
@@ -72,7 +73,8 @@ export function variableGradsEager(
     const node = nodes[i];
     const dys = node.outputs.map((o) => grad.get(o.id) ?? null);
     if (dys.some((d) => d !== null)) {
-      if (!node.gradient) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
+      if (!node.gradient)
+        throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
       const gradient = node.gradient;
       const inputs = Object.entries(node.inputs);
       // One tidy per node: tensors a gradient function makes besides its results are freed.

@@ -45,12 +45,12 @@ export function checkpoint(block: Module, x: tf.Tensor, run: (x: tf.Tensor) => t
         const outerTape = state.activeTape;
         recomputeDepth++;
         try {
-          const { grads } = tf.variableGrads(
+          const { value, grads } = variableGradsEager(
             () => tf.sum(tf.mul(run(inputVar), dy)) as tf.Scalar,
             [inputVar, ...params],
           );
-          const out = [grads[inputVar.name], ...params.map((p) => grads[p.name] ?? tf.zerosLike(p))];
-          return out;
+          value.dispose();
+          return [grads[inputVar.name], ...params.map((p) => grads[p.name] ?? tf.zerosLike(p))];
         } finally {
           state.activeTape = outerTape;
           recomputeDepth--;

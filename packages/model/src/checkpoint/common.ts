@@ -1,47 +1,10 @@
 /** Small helpers shared by the checkpoint readers and writers. */
-import type { DType, NdArray } from '@mcp-medsam/io';
+import { isDType, itemSize, typedArrayConstructor, type DType, type NdArray } from '@mcp-medsam/io';
 import { InputError } from '@mcp-medsam/core';
 
-type AnyTyped =
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Uint32Array
-  | Int32Array
-  | BigInt64Array
-  | BigUint64Array
-  | Float32Array
-  | Float64Array;
-
-interface Ctor {
-  new (length: number): AnyTyped;
-  new (buffer: ArrayBuffer, byteOffset?: number, length?: number): AnyTyped;
-  readonly BYTES_PER_ELEMENT: number;
-}
-
-const CTORS: Record<DType, Ctor> = {
-  bool: Uint8Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-  int64: BigInt64Array,
-  uint64: BigUint64Array,
-  float16: Uint16Array,
-  float32: Float32Array,
-  float64: Float64Array,
-};
-
-export function dtypeSize(dtype: DType): number {
-  return CTORS[dtype].BYTES_PER_ELEMENT;
-}
-
-export function isKnownDType(d: unknown): d is DType {
-  return typeof d === 'string' && Object.prototype.hasOwnProperty.call(CTORS, d);
-}
+// dtype tables come from @mcp-medsam/io (one place for the dtype -> typed array mapping).
+export const dtypeSize = itemSize;
+export const isKnownDType = isDType;
 
 /** Whether this machine stores numbers little-endian (every platform Node supports in practice). */
 export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -71,7 +34,7 @@ export function ndarrayFromBytes(
   numel: number,
   littleEndian: boolean,
 ): NdArray {
-  const Ctor = CTORS[dtype];
+  const Ctor = typedArrayConstructor(dtype);
   const out = new Ctor(numel);
   const size = Ctor.BYTES_PER_ELEMENT;
   const bytes = new Uint8Array(out.buffer, out.byteOffset, numel * size);
@@ -117,8 +80,10 @@ export function checkNdArray(name: string, a: NdArray): void {
   if (!isKnownDType(a.dtype)) throw new InputError(`${name}: unknown dtype ${JSON.stringify(a.dtype)}`);
   if (!Array.isArray(a.shape) || a.shape.some((d) => !Number.isSafeInteger(d) || d < 0))
     throw new InputError(`${name}: invalid shape ${JSON.stringify(a.shape)}`);
-  if (!(a.data instanceof CTORS[a.dtype]))
-    throw new InputError(`${name}: data is not a ${CTORS[a.dtype].name} for dtype ${a.dtype}`);
+  if (!(a.data instanceof typedArrayConstructor(a.dtype)))
+    throw new InputError(
+      `${name}: data is not a ${typedArrayConstructor(a.dtype).name} for dtype ${a.dtype}`,
+    );
   const n = numelOf(a.shape);
   if (a.data.length !== n)
     throw new InputError(
