@@ -1,0 +1,1 @@
+export { registerWasmBatchMatMul } from './batch_matmul.js';
