@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { tf } from './tf.js';
 import { registerWasmGradientKernels } from './grad/index.js';
-import { registerWasmBatchMatMul } from './kernels/index.js';
+import { registerWasmBatchMatMul, registerWasmNormCdf } from './kernels/index.js';
 import { BackendError } from './errors.js';
 
 /** The tensor backends in order of preference. */
@@ -82,6 +82,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       await tf.ready();
       registerWasmGradientKernels();
       registerWasmBatchMatMul();
+      registerWasmNormCdf();
       current = { requested, name, tfName: tf.getBackend() };
       log?.(`[mcp-medsam] tensor backend: ${name}${requested === 'auto' ? '' : ' (forced)'}`);
       return current;

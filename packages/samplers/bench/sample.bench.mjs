@@ -9,7 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCaseIndex, createLoader, modalityBalanced } from '../dist/index.js';
 
-const shared = process.env.MCP_MEDSAM_SHARED ?? path.resolve(fileURLToPath(new URL('../../../..', import.meta.url)), 'shared');
+const shared =
+  process.env.MCP_MEDSAM_SHARED ??
+  path.resolve(fileURLToPath(new URL('../../../..', import.meta.url)), 'shared');
 const dir = path.join(shared, 'data', 'npz');
 if (!existsSync(dir)) {
   console.error(`sample.bench: ${dir} not found; skipping (set MCP_MEDSAM_SHARED)`);
@@ -45,7 +47,9 @@ try {
       }
       const s = (performance.now() - t0) / 1000;
       await loader.close();
-      console.log(JSON.stringify({ name: 'io.sample', workers, samplesPerSecond: Number((n / s).toFixed(2)), kind }));
+      console.log(
+        JSON.stringify({ name: 'io.sample', workers, samplesPerSecond: Number((n / s).toFixed(2)), kind }),
+      );
     }
   }
 } finally {

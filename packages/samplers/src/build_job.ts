@@ -34,7 +34,12 @@ export interface BuildJob {
 /** What comes back. */
 export type BuildResult =
   | { ok: true; draw: number; sample: TrainingSample }
-  | { ok: false; draw: number; resample: boolean; error: { name: string; message: string; code?: string; reason?: string } };
+  | {
+      ok: false;
+      draw: number;
+      resample: boolean;
+      error: { name: string; message: string; code?: string; reason?: string };
+    };
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -87,7 +92,12 @@ export async function runBuildJob(job: BuildJob): Promise<BuildResult> {
       ok: false,
       draw: job.draw,
       resample: e instanceof ResampleError || err?.code === 'E_RESAMPLE',
-      error: { name: err?.name ?? 'Error', message: err?.message ?? String(e), code: err?.code, reason: err?.reason },
+      error: {
+        name: err?.name ?? 'Error',
+        message: err?.message ?? String(e),
+        code: err?.code,
+        reason: err?.reason,
+      },
     };
   }
 }

@@ -88,8 +88,10 @@ interface Pending {
 class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly load: number[] = [];
-  private readonly waiting: Map<number, { resolve: (r: BuildResult) => void; reject: (e: unknown) => void; w: number }> =
-    new Map();
+  private readonly waiting: Map<
+    number,
+    { resolve: (r: BuildResult) => void; reject: (e: unknown) => void; w: number }
+  > = new Map();
   private failure: unknown = null;
 
   constructor(n: number, url: URL | string) {
@@ -143,11 +145,14 @@ class WorkerPool {
 export function createLoader(options: LoaderOptions): Loader {
   const { index, sampler } = options;
   const batchSize = options.batchSize;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be >= 1, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new InputError(`batchSize must be >= 1, got ${batchSize}`);
   const nWorkers = options.workers ?? 0;
-  if (!Number.isInteger(nWorkers) || nWorkers < 0) throw new InputError(`workers must be >= 0, got ${nWorkers}`);
+  if (!Number.isInteger(nWorkers) || nWorkers < 0)
+    throw new InputError(`workers must be >= 0, got ${nWorkers}`);
   const prefetch = options.prefetch ?? 2;
-  if (!Number.isInteger(prefetch) || prefetch < 1) throw new InputError(`prefetch must be >= 1, got ${prefetch}`);
+  if (!Number.isInteger(prefetch) || prefetch < 1)
+    throw new InputError(`prefetch must be >= 1, got ${prefetch}`);
   const maxResamples = options.maxConsecutiveResamples ?? 1000;
   const runSeed = options.seed ?? 0;
   const buildOptions = options.build ?? {};
@@ -201,7 +206,9 @@ export function createLoader(options: LoaderOptions): Loader {
         return { sample: res.sample, draw: p.job.draw, caseIndex: p.job.caseIndex, slice: p.job.slice };
       }
       if (!res.resample) {
-        throw new MedsamError(res.error.code ?? 'E_BUILD', `${p.job.file}: ${res.error.message}`, { file: p.job.file });
+        throw new MedsamError(res.error.code ?? 'E_BUILD', `${p.job.file}: ${res.error.message}`, {
+          file: p.job.file,
+        });
       }
       lastResampled++;
       if (++consecutive > maxResamples)

@@ -5,7 +5,14 @@
  * Only slices with at least one foreground label are drawn, and cases without any are left out:
  * the original would resample those draws anyway (spec §10.2 step 6).
  */
-import { InputError, MODALITIES, parseModality, Rng, type Modality, type RngState } from '@mcp-medsam/core/common';
+import {
+  InputError,
+  MODALITIES,
+  parseModality,
+  Rng,
+  type Modality,
+  type RngState,
+} from '@mcp-medsam/core/common';
 import { foregroundSlices, type CaseEntry, type CaseIndex } from './case_index.js';
 
 export type SamplerKind = 'modality-balanced' | 'uniform-cases' | 'uniform-slices' | 'weighted';
@@ -121,7 +128,8 @@ abstract class BaseSampler implements Sampler {
 
   restore(s: SamplerState): void {
     if (!s || typeof s !== 'object' || !s.rng) throw new InputError('restore: not a sampler state');
-    if (s.kind !== this.kind) throw new InputError(`restore: state of a ${s.kind} sampler, this is ${this.kind}`);
+    if (s.kind !== this.kind)
+      throw new InputError(`restore: state of a ${s.kind} sampler, this is ${this.kind}`);
     if (s.fingerprint !== this.fingerprint)
       throw new InputError(
         `restore: the state was saved on another case index (${s.fingerprint}, this one is ${this.fingerprint})`,

@@ -45,7 +45,10 @@ export interface VolumeSlice {
 }
 
 function keyOf(file: string, size: number, mtimeMs: number): string {
-  const h = createHash('sha1').update(`${path.resolve(file)}\0${size}\0${mtimeMs}`).digest('hex').slice(0, 16);
+  const h = createHash('sha1')
+    .update(`${path.resolve(file)}\0${size}\0${mtimeMs}`)
+    .digest('hex')
+    .slice(0, 16);
   return `${path.basename(file).replace(/\.npz$/i, '')}-${h}`;
 }
 
@@ -55,12 +58,16 @@ async function readHeader(p: string): Promise<CachedArray> {
     const head = new Uint8Array(12);
     await fh.read(head, 0, 12, 0);
     const major = head[6];
-    const len = major === 1 ? head[8] | (head[9] << 8) : (head[8] | (head[9] << 8) | (head[10] << 16)) + head[11] * 2 ** 24;
+    const len =
+      major === 1
+        ? head[8] | (head[9] << 8)
+        : (head[8] | (head[9] << 8) | (head[10] << 16)) + head[11] * 2 ** 24;
     const total = (major === 1 ? 10 : 12) + len;
     const bytes = new Uint8Array(total);
     await fh.read(bytes, 0, total, 0);
     const h = readNpyHeader(bytes, { file: p });
-    if (!h.littleEndian || h.fortranOrder) throw new FormatError('cached npy must be little-endian C order', { file: p });
+    if (!h.littleEndian || h.fortranOrder)
+      throw new FormatError('cached npy must be little-endian C order', { file: p });
     return { path: p, dtype: h.dtype, shape: h.shape, dataOffset: h.dataOffset };
   } finally {
     await fh.close();

@@ -74,7 +74,10 @@ describe('buildCaseIndex', () => {
       [pick[0], pick[2], pick[3], added].map((e) => e.name).sort(),
     );
     expect(c.stats).toEqual({ read: 2, cached: 2 });
-    expect(c.failures.map((f) => path.basename(f.file)).sort()).toEqual(['2D_CT_broken.npz', 'Unknownmodality_x.npz']);
+    expect(c.failures.map((f) => path.basename(f.file)).sort()).toEqual([
+      '2D_CT_broken.npz',
+      'Unknownmodality_x.npz',
+    ]);
     for (const f of c.failures) expect(f.error.length).toBeGreaterThan(0);
   });
 });

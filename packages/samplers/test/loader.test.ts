@@ -62,7 +62,13 @@ function counting(s: Sampler): Sampler & { count: number } {
 describe('createLoader (in-process)', () => {
   it('gives full batches in draw order, deterministically, skipping resampled draws', async () => {
     const mk = () =>
-      createLoader({ index, sampler: modalityBalanced(index, { seed: 1 }), batchSize: 4, seed: 9, batches: 4 });
+      createLoader({
+        index,
+        sampler: modalityBalanced(index, { seed: 1 }),
+        batchSize: 4,
+        seed: 9,
+        batches: 4,
+      });
     const a: Batch[] = [];
     for await (const b of mk()) a.push(b);
     expect(a.length).toBe(4);
@@ -95,7 +101,13 @@ describe('createLoader (in-process)', () => {
     const st = JSON.parse(JSON.stringify(l1.state()));
     const rest = await collect(l1, 2);
     await l1.close();
-    const l2 = createLoader({ index, sampler: modalityBalanced(index, { seed: 0 }), batchSize: 2, seed: 5, resume: st });
+    const l2 = createLoader({
+      index,
+      sampler: modalityBalanced(index, { seed: 0 }),
+      batchSize: 2,
+      seed: 5,
+      resume: st,
+    });
     const again = await collect(l2, 2);
     await l2.close();
     expect(again.map(sig)).toEqual(rest.map(sig));
@@ -106,14 +118,26 @@ describe('createLoader (in-process)', () => {
     // The MR_totalseg test volume is always thrown away (middle dimension <= 100).
     const only = { ...index, entries: index.entries.filter((e) => e.name.includes('MR_totalseg')) };
     expect(only.entries.length).toBe(1);
-    const l = createLoader({ index: only, sampler: modalityBalanced(only), batchSize: 1, maxConsecutiveResamples: 5 });
+    const l = createLoader({
+      index: only,
+      sampler: modalityBalanced(only),
+      batchSize: 1,
+      maxConsecutiveResamples: 5,
+    });
     await expect(l.next()).rejects.toThrow(/resamples in a row/);
   });
 
   it('3D slices through the volume cache equal slices from the npz', async () => {
     const vols = { ...index, entries: index.entries.filter((e) => e.dims === 3 && !e.transpose) };
     const mk = (volumeCacheDir?: string) =>
-      createLoader({ index: vols, sampler: modalityBalanced(vols, { seed: 4 }), batchSize: 3, seed: 2, batches: 2, volumeCacheDir });
+      createLoader({
+        index: vols,
+        sampler: modalityBalanced(vols, { seed: 4 }),
+        batchSize: 3,
+        seed: 2,
+        batches: 2,
+        volumeCacheDir,
+      });
     const a = await collect(mk(), 2);
     const b = await collect(mk(path.join(tmp, 'vc')), 2);
     expect(b.map(sig)).toEqual(a.map(sig));

@@ -71,7 +71,8 @@ describe('samplers', () => {
     for (const c of counts.values()) expect(Math.abs(c / n - 0.25)).toBeLessThan(0.02);
     // uniform over the 3 foreground slices of the CT volume
     const ct = draw(modalityBalanced(ENTRIES, { seed: 2 }), n).filter((d) => d.caseIndex === 0);
-    for (const sl of [1, 2, 4]) expect(Math.abs(ct.filter((d) => d.slice === sl).length / ct.length - 1 / 3)).toBeLessThan(0.04);
+    for (const sl of [1, 2, 4])
+      expect(Math.abs(ct.filter((d) => d.slice === sl).length / ct.length - 1 / 3)).toBeLessThan(0.04);
   });
 
   it('uniform-cases and uniform-slices weigh cases and slices', () => {
@@ -84,7 +85,7 @@ describe('samplers', () => {
 
   it('weighted follows the weights and never draws a zero-weight modality', () => {
     const n = 20000;
-    const ds = draw(weighted(ENTRIES, { CT: 1, Endoscopy: 2, 'MR': 1 }, { seed: 5 }), n);
+    const ds = draw(weighted(ENTRIES, { CT: 1, Endoscopy: 2, MR: 1 }, { seed: 5 }), n);
     const frac = (m: string) => ds.filter((d) => ENTRIES[d.caseIndex].modality === m).length / n;
     expect(frac('US')).toBe(0);
     expect(Math.abs(frac('Endoscopy') - 0.5)).toBeLessThan(0.02);

@@ -31,11 +31,16 @@ describe('VolumeCache', () => {
     expect(c.stats.reads - after1.reads).toBe(2);
     const bytes = plane * (npz.imgs.data.BYTES_PER_ELEMENT + npz.gts.data.BYTES_PER_ELEMENT);
     expect(c.stats.bytesRead - after1.bytesRead).toBe(bytes);
-    for (const [s, sl] of [[s1, 2], [s2, 3]] as const) {
+    for (const [s, sl] of [
+      [s1, 2],
+      [s2, 3],
+    ] as const) {
       expect(s.imgs.shape).toEqual([h, w]);
       expect(s.imgs.dtype).toBe(npz.imgs.dtype);
       expect(s.gts.dtype).toBe(npz.gts.dtype);
-      expect(Array.from(s.imgs.data as Uint8Array)).toEqual(Array.from(npz.imgs.data.subarray(sl * plane, (sl + 1) * plane) as Uint8Array));
+      expect(Array.from(s.imgs.data as Uint8Array)).toEqual(
+        Array.from(npz.imgs.data.subarray(sl * plane, (sl + 1) * plane) as Uint8Array),
+      );
       expect(Array.from(s.gts.data as ArrayLike<number>)).toEqual(
         Array.from(npz.gts.data.subarray(sl * plane, (sl + 1) * plane) as ArrayLike<number>),
       );

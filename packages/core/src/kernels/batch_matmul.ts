@@ -5,32 +5,9 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
 import { WASM_BASE64 } from './generated/batch_matmul.js';
-
-interface WasmBackendLike {
-  wasm: { asm?: { memory?: WebAssembly.Memory } };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
+import { offsetOf, wasmExports, type WasmBackendLike } from './wasm_module.js';
 
 type Bmm = (a: number, b: number, c: number, batch: number, m: number, k: number, n: number) => void;
-
-const instances = new WeakMap<WebAssembly.Memory, Bmm | null>();
-
-/** The kernel instantiated against the backend's memory, or null where that is not possible. */
-function kernelFor(backend: WasmBackendLike): Bmm | null {
-  const memory = backend.wasm.asm?.memory;
-  if (!memory) return null;
-  if (!instances.has(memory)) {
-    try {
-      const bytes = Uint8Array.from(atob(WASM_BASE64), (ch) => ch.charCodeAt(0));
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-      instances.set(memory, instance.exports.bmm as unknown as Bmm);
-    } catch {
-      instances.set(memory, null); // no wasm SIMD here: keep tfjs's kernel
-    }
-  }
-  return instances.get(memory) ?? null;
-}
 
 /** Wraps the registered wasm BatchMatMul: plain same-batch float32 products go to the SIMD kernel. */
 export function registerWasmBatchMatMul(): void {
@@ -56,12 +33,11 @@ export function registerWasmBatchMatMul(): void {
       batchA.every((d, i) => d === batchB[i]) &&
       a.shape[ra - 1] === b.shape[rb - 2];
     const backend = args.backend as unknown as WasmBackendLike;
-    const bmm = plain ? kernelFor(backend) : null;
+    const bmm = plain ? (wasmExports(backend, WASM_BASE64)?.bmm as Bmm | undefined) : undefined;
     if (!bmm) return fallback(args);
     const [m, k, n] = [a.shape[ra - 2], a.shape[ra - 1], b.shape[rb - 1]];
     const out = backend.makeOutput([...batchA, m, n], 'float32');
-    const at = (t: TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
-    bmm(at(a), at(b), at(out), batch, m, k, n);
+    bmm(offsetOf(backend, a), offsetOf(backend, b), offsetOf(backend, out), batch, m, k, n);
     return out;
   }) as KernelFunc & { simdBatched?: boolean };
   kernelFunc.simdBatched = true;

@@ -1,5 +1,6 @@
 import { tf } from '../tf.js';
 import { layerNormWithGrad } from './norm.js';
+import { normCdf } from '../kernels/norm_cdf.js';
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
@@ -11,7 +12,7 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
  */
 const geluWithGrad = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as tf.Tensor;
-  const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
+  const cdf = normCdf(x);
   // Φ(x) is kept for the backward pass: recomputing erf there would double its cost.
   (args[1] as tf.GradSaveFunc)([x, cdf]);
   return {

@@ -1,0 +1,36 @@
+// Small wasm SIMD kernels that work in tfjs-backend-wasm's own memory (no copies): each .wat
+// module in packages/core/wasm imports the backend's memory and is instantiated once per memory.
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+
+export interface WasmBackendLike {
+  wasm: { asm?: { memory?: WebAssembly.Memory } };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+}
+
+const cache = new Map<string, WeakMap<WebAssembly.Memory, WebAssembly.Exports | null>>();
+
+/** The module's exports bound to the backend's memory, or null where that is not possible. */
+export function wasmExports(backend: WasmBackendLike, base64: string): WebAssembly.Exports | null {
+  const memory = backend.wasm.asm?.memory;
+  if (!memory) return null;
+  let perMemory = cache.get(base64);
+  if (!perMemory) cache.set(base64, (perMemory = new WeakMap()));
+  if (!perMemory.has(memory)) {
+    try {
+      const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+      perMemory.set(
+        memory,
+        new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports,
+      );
+    } catch {
+      perMemory.set(memory, null); // no wasm SIMD here: callers keep tfjs's kernels
+    }
+  }
+  return perMemory.get(memory) ?? null;
+}
+
+/** Byte offset of a tensor's data in the backend's memory. */
+export function offsetOf(backend: WasmBackendLike, t: TensorInfo): number {
+  return backend.dataIdMap.get(t.dataId).memoryOffset;
+}
