@@ -171,3 +171,11 @@ export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   }
   return out;
 }
+
+/** Number of positions where two equally long arrays differ. */
+export function countDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+}

@@ -243,10 +243,9 @@ function halfToFloatTable(): Float32Array {
   return halfTable;
 }
 
-/** A new Float32Array with the values of `arr` (float16 decoded; 64-bit ints rounded to float32). */
-export function toFloat32(arr: NdArray): Float32Array {
+/** Writes the values of `arr` into `out` (float16 decoded; 64-bit ints converted through Number). */
+function fillFloats<T extends Float32Array | Float64Array>(arr: NdArray, out: T): T {
   const n = arr.data.length;
-  const out = new Float32Array(n);
   if (arr.dtype === 'float16') {
     const t = halfToFloatTable();
     const d = arr.data as Uint16Array;
@@ -260,19 +259,12 @@ export function toFloat32(arr: NdArray): Float32Array {
   return out;
 }
 
+/** A new Float32Array with the values of `arr` (float16 decoded; 64-bit ints rounded to float32). */
+export function toFloat32(arr: NdArray): Float32Array {
+  return fillFloats(arr, new Float32Array(arr.data.length));
+}
+
 /** A new Float64Array with the values of `arr` (float16 decoded; 64-bit ints beyond 2^53 rounded). */
 export function toFloat64(arr: NdArray): Float64Array {
-  const n = arr.data.length;
-  const out = new Float64Array(n);
-  if (arr.dtype === 'float16') {
-    const t = halfToFloatTable();
-    const d = arr.data as Uint16Array;
-    for (let i = 0; i < n; i++) out[i] = t[d[i]];
-  } else if (arr.data instanceof BigInt64Array || arr.data instanceof BigUint64Array) {
-    const d = arr.data;
-    for (let i = 0; i < n; i++) out[i] = Number(d[i]);
-  } else {
-    out.set(arr.data as Float64Array);
-  }
-  return out;
+  return fillFloats(arr, new Float64Array(arr.data.length));
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { InputError, Rng } from '@mcp-medsam/core';
 import { describe, expect, it } from 'vitest';
 import { sharedPath } from '../../../test-utils/shared.js';
+import { countDiff, maxAbsDiff } from '../../../test-utils/reference.js';
 import {
   buildTrainingSample,
   modalityToken,
@@ -38,19 +39,7 @@ const SOURCES: Record<string, string> = {
     'data/npz/2D_Endoscopy_kvasir-seg_medsam-fork_cju1fjsb4sipq09931lvd8e41.npz',
 };
 
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function countDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
-  return n;
-}
+const maxAbs = maxAbsDiff;
 
 describe('step-a training samples, replayed from the recorded choices', () => {
   const batch = readNpzFile(sharedPath('fixtures/train/step-a.npz'));

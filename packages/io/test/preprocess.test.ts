@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { InputError } from '@mcp-medsam/core';
 import { describe, expect, it } from 'vitest';
 import { sharedPath } from '../../../test-utils/shared.js';
+import { countDiff, maxAbsDiff } from '../../../test-utils/reference.js';
 import {
   bboxOfMask,
   cropContent,
@@ -19,19 +20,7 @@ import {
 
 const num = (a: NdArray) => Array.from(a.data as ArrayLike<number | bigint>, Number);
 
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function countDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
-  return n;
-}
+const maxAbs = maxAbsDiff;
 
 describe('forward-a inputs (the inference pre-processing)', () => {
   for (const name of ['ct', 'endo']) {
