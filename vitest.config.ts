@@ -52,6 +52,7 @@ export default defineConfig({
     include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     exclude: ['**/node_modules/**', ...skipShared],
     globalSetup: ['./test-utils/global-setup.ts'],
+    setupFiles: ['./test-utils/fast-check-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: 'forks',
