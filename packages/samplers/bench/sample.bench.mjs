@@ -1,7 +1,7 @@
 // Training-sample throughput of the loader over /work/shared/data/npz (or MCP_MEDSAM_SHARED).
 // Needs the built packages: pnpm --filter @mcp-medsam/core --filter @mcp-medsam/io --filter @mcp-medsam/samplers build
 // Prints one JSON line per configuration:
-//   {"name":"io.sample","workers":1|2,"samplesPerSecond":...,"kind":"2d"|"3d"}
+//   {"name":"io.sample","kind":"2d"|"3d","phase":"cold"|"warm","workers":1|2,"samplesPerSecond":...}
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,19 @@ const samples = Number(process.env.BENCH_SAMPLES ?? 96);
 const batchSize = 8;
 const index = await buildCaseIndex(dir);
 const cacheDir = await mkdtemp(path.join(tmpdir(), 'samplers-bench-'));
+
+/** Samples per second over the next `n` samples of a loader. */
+async function rate(loader, n) {
+  let k = 0;
+  const t0 = performance.now();
+  while (k < n) {
+    const r = await loader.next();
+    if (r.done) break;
+    k += r.value.samples.length;
+  }
+  return Number((k / ((performance.now() - t0) / 1000)).toFixed(2));
+}
+
 try {
   for (const kind of ['2d', '3d']) {
     const dims = kind === '2d' ? 2 : 3;
@@ -28,6 +41,10 @@ try {
     const sub = { ...index, entries: index.entries.filter((e) => e.dims === dims && !e.transpose) };
     if (sub.entries.length === 0) continue;
     for (const workers of [1, 2]) {
+      // A fresh on-disk cache per configuration: "cold" is the first draws of a run (cases read
+      // and inflated for the first time); "warm" is after every case has been drawn a few times
+      // (disk cache written, prepared slices in the workers' memory), i.e. a training run's
+      // steady state.
       const loader = createLoader({
         index: sub,
         sampler: modalityBalanced(sub, { seed: 1 }),
@@ -35,21 +52,27 @@ try {
         workers,
         prefetch: 4,
         seed: 1,
-        volumeCacheDir: path.join(cacheDir, 'vc'),
+        volumeCacheDir: path.join(cacheDir, `vc-${kind}-${workers}`),
       });
-      await loader.next(); // warm-up: worker start, module load, first inflations
-      let n = 0;
-      const t0 = performance.now();
-      while (n < samples) {
-        const r = await loader.next();
-        if (r.done) break;
-        n += r.value.samples.length;
-      }
-      const s = (performance.now() - t0) / 1000;
+      await loader.next(); // worker start and module load
+      const cold = await rate(loader, samples);
+      await rate(loader, Number(process.env.BENCH_WARM_DRAWS ?? 4 * sub.entries.length));
+      const warm = await rate(loader, Number(process.env.BENCH_WARM_SAMPLES ?? 4 * samples));
       await loader.close();
-      console.log(
-        JSON.stringify({ name: 'io.sample', workers, samplesPerSecond: Number((n / s).toFixed(2)), kind }),
-      );
+      for (const [phase, v] of [
+        ['cold', cold],
+        ['warm', warm],
+      ])
+        console.log(
+          JSON.stringify({
+            name: 'io.sample',
+            kind,
+            phase,
+            workers,
+            samplesPerSecond: v,
+            cases: sub.entries.length,
+          }),
+        );
     }
   }
 } finally {

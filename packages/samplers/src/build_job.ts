@@ -3,16 +3,20 @@
  * in-process (`workers: 0`) loader.
  */
 import path from 'node:path';
-import { Rng } from '@mcp-medsam/core/common';
+import { parseModality, Rng } from '@mcp-medsam/core/common';
 import {
-  buildTrainingSample,
   openNpzFile,
+  modalityToken,
+  prepareTrainingSlice,
   ResampleError,
   rngChoices,
+  sampleFromPreparedSlice,
   type NdArray,
+  type PreparedSlice,
   type TrainingSample,
   type TrainingSampleOptions,
 } from '@mcp-medsam/io';
+import { PreparedSliceCache } from './prepared_cache.js';
 import { VolumeCache } from './volume_cache.js';
 
 /** What a worker is asked to build. */
@@ -29,6 +33,8 @@ export interface BuildJob {
   seed: string;
   options: TrainingSampleOptions;
   volumeCacheDir?: string;
+  /** Budget of this thread's in-memory cache of prepared slices, in bytes (0: none). */
+  memoryCacheBytes?: number;
 }
 
 /** What comes back. */
@@ -63,27 +69,47 @@ function volumeCache(dir: string): VolumeCache {
   return c;
 }
 
+let prepared: PreparedSliceCache | undefined;
+function preparedCache(bytes: number): PreparedSliceCache {
+  if (!prepared || prepared.maxBytes !== bytes) prepared = new PreparedSliceCache(bytes);
+  return prepared;
+}
+
+/** The case's arrays (or the job's one slice of them, as a one-slice volume) and the slice index in them. */
+async function readArrays(
+  job: BuildJob,
+): Promise<{ arrays: { imgs: NdArray; gts: NdArray }; slice: number }> {
+  if (job.volumeCacheDir && !job.transpose) {
+    const cache = volumeCache(job.volumeCacheDir);
+    if (job.dims === 2) return { arrays: await cache.arrays(job.file), slice: 0 };
+    const s = await cache.slice(job.file, job.slice);
+    // A one-slice volume keeps the 3D code path of the sample builder.
+    const arrays = {
+      imgs: { ...s.imgs, shape: [1, ...s.imgs.shape] } as NdArray,
+      gts: { ...s.gts, shape: [1, ...s.gts.shape] } as NdArray,
+    };
+    return { arrays, slice: 0 };
+  }
+  const npz = await openNpzFile(job.file);
+  return { arrays: { imgs: npz.get('imgs'), gts: npz.get('gts') }, slice: job.slice };
+}
+
 /** Build the sample of a job; errors become a `BuildResult` with `ok: false`. */
 export async function runBuildJob(job: BuildJob): Promise<BuildResult> {
   try {
     const rng = new Rng(BigInt(job.seed));
-    const base = rngChoices(rng);
     const name = path.basename(job.file);
-    let arrays: { imgs: NdArray; gts: NdArray };
-    let slice = job.slice;
-    if (job.dims === 3 && !job.transpose && job.volumeCacheDir) {
-      const s = await volumeCache(job.volumeCacheDir).slice(job.file, job.slice);
-      // A one-slice volume keeps the 3D code path of buildTrainingSample.
-      arrays = {
-        imgs: { ...s.imgs, shape: [1, ...s.imgs.shape] } as NdArray,
-        gts: { ...s.gts, shape: [1, ...s.gts.shape] } as NdArray,
-      };
-      slice = 0;
-    } else {
-      const npz = await openNpzFile(job.file);
-      arrays = { imgs: npz.get('imgs'), gts: npz.get('gts') };
+    // An unknown modality fails before any file is read.
+    parseModality(modalityToken(name), name);
+    const cache = job.memoryCacheBytes ? preparedCache(job.memoryCacheBytes) : undefined;
+    const key = PreparedSliceCache.key(job.file, job.slice);
+    let slice: PreparedSlice | undefined = cache?.get(key);
+    if (!slice) {
+      const { arrays, slice: z } = await readArrays(job);
+      slice = prepareTrainingSlice(arrays, name, z);
+      cache?.set(key, slice);
     }
-    const sample = buildTrainingSample(arrays, name, { ...base, slice: () => slice }, job.options);
+    const sample = sampleFromPreparedSlice(slice, rngChoices(rng), job.options);
     if (job.dims === 3) sample.meta.slice = job.slice;
     return { ok: true, draw: job.draw, sample };
   } catch (e) {

@@ -4,3 +4,5 @@ export * from './volume_cache.js';
 export * from './loader.js';
 export { sampleSeed, runBuildJob, sampleTransferList } from './build_job.js';
 export type { BuildJob, BuildResult } from './build_job.js';
+export { PreparedSliceCache } from './prepared_cache.js';
+export type { PreparedCacheStats } from './prepared_cache.js';

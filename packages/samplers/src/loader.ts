@@ -26,8 +26,16 @@ export interface LoaderOptions {
   build?: TrainingSampleOptions;
   /** Run seed for the per-sample generators (default 0). */
   seed?: number | bigint;
-  /** Directory of the uncompressed 3D volume cache (default: none, 3D files are inflated per sample). */
+  /**
+   * Directory of the uncompressed case cache (default: none, every sample inflates its npz).
+   * 3D slices are read from it with one positioned read; 2D cases are read whole.
+   */
   volumeCacheDir?: string;
+  /**
+   * In-memory cache of prepared slices (resized image and label masks) per thread, in MB
+   * (default 256; 0 turns it off). Repeated draws of a slice then skip the resize entirely.
+   */
+  memoryCacheMB?: number;
   /** Stop after this many batches (default: endless). */
   batches?: number;
   /** Give up after this many resamples in a row (default 1000). */
@@ -154,6 +162,9 @@ export function createLoader(options: LoaderOptions): Loader {
   if (!Number.isInteger(prefetch) || prefetch < 1)
     throw new InputError(`prefetch must be >= 1, got ${prefetch}`);
   const maxResamples = options.maxConsecutiveResamples ?? 1000;
+  const memoryCacheMB = options.memoryCacheMB ?? 256;
+  if (!(memoryCacheMB >= 0)) throw new InputError(`memoryCacheMB must be >= 0, got ${memoryCacheMB}`);
+  const memoryCacheBytes = Math.floor(memoryCacheMB * 2 ** 20);
   const runSeed = options.seed ?? 0;
   const buildOptions = options.build ?? {};
   const window = Math.max(prefetch * batchSize, nWorkers * 2);
@@ -186,6 +197,7 @@ export function createLoader(options: LoaderOptions): Loader {
       };
       if (e.transpose) job.transpose = e.transpose;
       if (options.volumeCacheDir) job.volumeCacheDir = options.volumeCacheDir;
+      if (memoryCacheBytes > 0) job.memoryCacheBytes = memoryCacheBytes;
       // In-process jobs run one after another in draw order, when awaited.
       const result = pool ? pool.run(job) : null;
       result?.catch(() => undefined); // handled when consumed

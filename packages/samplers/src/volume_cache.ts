@@ -1,10 +1,11 @@
 /**
- * An uncompressed on-disk cache of 3D volumes: the first access to a case inflates its npz once
- * and writes `imgs` and `gts` as plain `.npy` files; every later slice is one positioned
- * `read` of exactly that slice's bytes.
+ * An uncompressed on-disk cache of npz cases: the first access to a case inflates its npz once
+ * and writes `imgs` and `gts` as plain `.npy` files. Every later slice of a 3D volume is one
+ * positioned `read` of exactly that slice's bytes; a 2D case is read whole, without the inflate
+ * and CRC work of the npz.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FormatError, InputError } from '@mcp-medsam/core/common';
 import {
@@ -38,7 +39,7 @@ export interface VolumeCacheStats {
   bytesRead: number;
 }
 
-/** One slice of a cached volume: `imgs` and `gts` shaped (H,W). */
+/** `imgs` and `gts` of one slice (H,W) of a cached volume, or of a whole cached case. */
 export interface VolumeSlice {
   imgs: NdArray;
   gts: NdArray;
@@ -123,10 +124,6 @@ export class VolumeCache {
     const npz = await openNpzFile(file);
     const imgs = npz.get('imgs');
     const gts = npz.get('gts');
-    if (imgs.shape.length !== 3 || gts.shape.length !== 3 || imgs.shape.some((d, i) => d !== gts.shape[i]))
-      throw new InputError(`volume cache: imgs [${imgs.shape}] and gts [${gts.shape}] must both be (D,H,W)`, {
-        file,
-      });
     this.stats.inflations++;
     await mkdir(dir, { recursive: true });
     await writeAtomic(pi, writeNpy(imgs));
@@ -135,6 +132,8 @@ export class VolumeCache {
   }
 
   private async readPlane(a: CachedArray, slice: number): Promise<NdArray> {
+    if (a.shape.length !== 3)
+      throw new InputError(`volume cache: expected a (D,H,W) volume, got [${a.shape}]`, { file: a.path });
     const [d, h, w] = a.shape;
     if (!Number.isSafeInteger(slice) || slice < 0 || slice >= d)
       throw new InputError(`slice ${slice} outside [0, ${d})`, { file: a.path });
@@ -154,10 +153,31 @@ export class VolumeCache {
     return { dtype: a.dtype, shape: [h, w], data: new Ctor(buf) } as NdArray;
   }
 
+  private async readWhole(a: CachedArray): Promise<NdArray> {
+    const bytes = await readFile(a.path);
+    const n = a.shape.reduce((x, y) => x * y, 1) * itemSize(a.dtype);
+    if (bytes.byteLength < a.dataOffset + n)
+      throw new FormatError('cached array truncated', { file: a.path });
+    this.stats.reads++;
+    this.stats.bytesRead += n;
+    // A fresh, aligned buffer: the typed array views it directly.
+    const buf = new ArrayBuffer(n);
+    new Uint8Array(buf).set(bytes.subarray(a.dataOffset, a.dataOffset + n));
+    const Ctor = typedArrayConstructor(a.dtype);
+    return { dtype: a.dtype, shape: [...a.shape], data: new Ctor(buf) } as NdArray;
+  }
+
   /** One slice (H,W) of `imgs` and `gts` of a 3D npz case. */
   async slice(file: string, slice: number): Promise<VolumeSlice> {
     const v = await this.volume(file);
     const [imgs, gts] = await Promise.all([this.readPlane(v.imgs, slice), this.readPlane(v.gts, slice)]);
+    return { imgs, gts };
+  }
+
+  /** The whole `imgs` and `gts` of a case (for 2D cases; any shape). */
+  async arrays(file: string): Promise<VolumeSlice> {
+    const v = await this.volume(file);
+    const [imgs, gts] = await Promise.all([this.readWhole(v.imgs), this.readWhole(v.gts)]);
     return { imgs, gts };
   }
 }

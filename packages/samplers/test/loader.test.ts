@@ -143,6 +143,37 @@ describe('createLoader (in-process)', () => {
     expect(b.map(sig)).toEqual(a.map(sig));
     for (const x of b.flatMap((y) => y.samples)) expect(x.sample.meta.slice).toBe(x.slice);
   });
+
+  it('2D cases through the disk and memory caches give the same samples, bit for bit', async () => {
+    const flat = { ...index, entries: index.entries.filter((e) => e.dims === 2).slice(0, 6) };
+    const mk = (volumeCacheDir?: string, memoryCacheMB?: number) =>
+      createLoader({
+        index: flat,
+        sampler: modalityBalanced(flat, { seed: 3 }),
+        batchSize: 4,
+        seed: 5,
+        batches: 6,
+        volumeCacheDir,
+        memoryCacheMB,
+      });
+    const full = (b: Batch) =>
+      b.samples.map((s) =>
+        [s.sample.image, s.sample.gt2D, s.sample.box, s.sample.crop64, s.sample.crop224!]
+          .map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64'))
+          .join('|'),
+      );
+    const plain = await collect(mk(undefined, 0), 6);
+    const cached = await collect(mk(path.join(tmp, 'vc2d'), 64), 6);
+    // 24 draws of 6 cases: the memory cache is hit, and the samples do not change
+    expect(cached.map(full)).toEqual(plain.map(full));
+    expect(cached.map(sig)).toEqual(plain.map(sig));
+  });
+
+  it('refuses a negative memory cache size', () => {
+    expect(() =>
+      createLoader({ index, sampler: modalityBalanced(index, { seed: 1 }), batchSize: 1, memoryCacheMB: -1 }),
+    ).toThrow(/memoryCacheMB must be >= 0/);
+  });
 });
 
 const workerJs = fileURLToPath(new URL('../dist/worker.js', import.meta.url));

@@ -8,10 +8,12 @@ import { sharedPath } from '../../../test-utils/shared.js';
 
 let tmp: string;
 let vol: CaseEntry;
+let flat: CaseEntry;
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'samplers-vc-'));
   const idx = await buildCaseIndex(sharedPath('data/npz'));
   vol = idx.entries.find((e) => e.dims === 3 && !e.transpose && e.slices > 4)!;
+  flat = idx.entries.find((e) => e.dims === 2)!;
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
@@ -50,5 +52,22 @@ describe('VolumeCache', () => {
     await c2.slice(vol.file, vol.slices - 1);
     expect(c2.stats.inflations).toBe(0);
     await expect(c2.slice(vol.file, vol.slices)).rejects.toThrow(/outside/);
+  });
+
+  it('2D cases: inflated once, then read whole with the npz data; slices of them are refused', async () => {
+    const npz = await readNpzFile(flat.file);
+    const c = new VolumeCache(tmp);
+    const a = await c.arrays(flat.file);
+    const b = await c.arrays(flat.file);
+    expect(c.stats.inflations).toBe(1);
+    for (const x of [a, b]) {
+      expect(x.imgs.shape).toEqual(npz.imgs.shape);
+      expect(x.gts.shape).toEqual(npz.gts.shape);
+      expect(x.gts.dtype).toBe(npz.gts.dtype);
+      expect(Buffer.from(x.imgs.data.buffer)).toEqual(Buffer.from(npz.imgs.data.slice().buffer));
+      expect(Buffer.from(x.gts.data.buffer)).toEqual(Buffer.from(npz.gts.data.slice().buffer));
+    }
+    expect(a.imgs.data).not.toBe(b.imgs.data); // callers own their arrays
+    await expect(c.slice(flat.file, 0)).rejects.toThrow(/expected a \(D,H,W\) volume/);
   });
 });

@@ -2,6 +2,7 @@ export {
   IMAGE_SIZE,
   preprocessImage,
   preprocessImageData,
+  normalizeAndPad,
   scaleBox,
   cropContent,
   cropContentData,
@@ -20,6 +21,9 @@ export type {
 } from './inference.js';
 export {
   buildTrainingSample,
+  prepareTrainingSlice,
+  sampleFromPreparedSlice,
+  PreparedSlice,
   rngChoices,
   replayChoices,
   modalityToken,
@@ -27,6 +31,7 @@ export {
   BOX_SIDES,
 } from './training.js';
 export type {
+  PreparedLabel,
   SampleChoices,
   RecordedChoices,
   BoxSide,

@@ -4,7 +4,7 @@
  */
 import { InputError } from '@mcp-medsam/core/common';
 import type { NdArray } from '../dtype.js';
-import { resizeAntialiasPlanes, toTensorU8 } from '../resize/antialias_bilinear.js';
+import { resizeAntialiasRegionU8 } from '../resize/antialias_bilinear.js';
 import { resizeBilinearPlanes } from '../resize/bilinear.js';
 import { hwcShape } from '../resize/common.js';
 import { resizeAreaU8 } from '../resize/inter_area.js';
@@ -44,8 +44,24 @@ export function preprocessImageData(
 ): PreprocessedImage {
   if (c !== 1 && c !== 3) throw new InputError(`preprocessImage: expected 1 or 3 channels, got ${c}`);
   const { newH, newW, scale } = longestSideSize(h, w, size);
-  // Grey images: every channel is the same, so resize one and repeat (INTER_AREA is per channel).
   const resized = resizeAreaU8(src, h, w, c, newH, newW);
+  const image = normalizeAndPad(resized, newH, newW, c, size, out);
+  return { image, newH, newW, scale, h, w };
+}
+
+/**
+ * The second half of `preprocessImageData`: min-max normalisation of the resized uint8 content
+ * (newH, newW, c) and zero padding into a float32 (3, size, size) frame (into `out` when given).
+ * Split out so that a training loader can resize a case once and normalise it per sample.
+ */
+export function normalizeAndPad(
+  resized: Uint8Array,
+  newH: number,
+  newW: number,
+  c: number,
+  size = IMAGE_SIZE,
+  out?: Float32Array,
+): Float32Array {
   let lo = 255;
   let hi = 0;
   for (let i = 0; i < resized.length; i++) {
@@ -79,7 +95,7 @@ export function preprocessImageData(
       }
     }
   }
-  return { image, newH, newW, scale, h, w };
+  return image;
 }
 
 /**
@@ -177,35 +193,8 @@ export function cropContentData(
   if (x1 <= x0 || y1 <= y0) {
     return sizes.map((s) => ({ data: new Float32Array(c * s * s), shape: [c, s, s], empty: true }));
   }
-  const ch = y1 - y0;
-  const cw = x1 - x0;
-  const t = toTensorU8(src, h, w, c, [x0, y0, x1, y1]);
-  if (options.flipH || options.flipV) flipPlanes(t, c, ch, cw, !!options.flipH, !!options.flipV);
-  return sizes.map((s) => ({
-    data: resizeAntialiasPlanes(t, c, ch, cw, s, s),
-    shape: [c, s, s],
-    empty: false,
-  }));
-}
-
-/** Flip float32 planes (planes, h, w) in place: horizontally (last axis) and/or vertically. */
-function flipPlanes(a: Float32Array, planes: number, h: number, w: number, fh: boolean, fv: boolean): void {
-  for (let p = 0; p < planes; p++) {
-    const base = p * h * w;
-    if (fh) {
-      for (let y = 0; y < h; y++) a.subarray(base + y * w, base + (y + 1) * w).reverse();
-    }
-    if (fv) {
-      const tmp = new Float32Array(w);
-      for (let y = 0; y < h >> 1; y++) {
-        const r0 = base + y * w;
-        const r1 = base + (h - 1 - y) * w;
-        tmp.set(a.subarray(r0, r0 + w));
-        a.copyWithin(r0, r1, r1 + w);
-        a.set(tmp, r1);
-      }
-    }
-  }
+  const data = resizeAntialiasRegionU8(src, h, w, c, [x0, y0, x1, y1], sizes, options);
+  return sizes.map((s, i) => ({ data: data[i], shape: [c, s, s], empty: false }));
 }
 
 /** `1/(1+exp(-x)) > 0.5` in float32, as torch's `sigmoid(x) > 0.5` rounds it. */

@@ -8,7 +8,9 @@
 import { InputError, MedsamError, MODALITIES, parseModality, Rng } from '@mcp-medsam/core/common';
 import type { NdArray } from '../dtype.js';
 import { resizeNearestRaw } from '../resize/inter_nearest.js';
-import { bboxOfMask, cropContentData, IMAGE_SIZE, preprocessImageData, type Box } from './inference.js';
+import { resizeAreaU8 } from '../resize/inter_area.js';
+import { longestSideSize } from '../resize/longest_side.js';
+import { bboxOfMask, cropContentData, IMAGE_SIZE, normalizeAndPad, type Box } from './inference.js';
 
 /** A side of a box, in the order the original draws its margins. */
 export type BoxSide = 'x0' | 'x1' | 'y0' | 'y1';
@@ -149,26 +151,104 @@ export function modalityToken(fileName: string): string {
   return parts[0] === '2D' || parts[0] === '3D' ? (parts[1] ?? '') : parts[0];
 }
 
+/** What a label of a prepared slice yields, independent of the random draws. */
+export interface PreparedLabel {
+  /** The label's mask, nearest-resized and zero padded into the 256² frame (not flipped). */
+  gt256: Uint8Array;
+  /** The label's bounding box at original resolution (inclusive max). */
+  tightCropBox: Box;
+}
+
 /**
- * Build one training sample from a case's `imgs` (2D (H,W,3) or (H,W); 3D (D,H,W); uint8) and
- * `gts` ((H,W) or (D,H,W), integer labels, cast to uint16 as the original does). `choices` makes
- * the random decisions (an `Rng` is wrapped with `rngChoices`). Throws a `ResampleError` where the
- * original resamples, an `InputError` for malformed input or an unknown modality.
+ * The part of a training sample that no random choice after the slice affects: the slice, its
+ * INTER_AREA-resized content, its labels and (on demand) each label's resized mask. A loader can
+ * keep it and draw many samples from it (`sampleFromPreparedSlice`) without resizing the image
+ * or rescanning the labels each time; the samples are the same as `buildTrainingSample`'s.
  */
-export function buildTrainingSample(
+export class PreparedSlice {
+  readonly file: string;
+  /** The slice of a 3D volume, null for 2D. */
+  readonly slice: number | null;
+  /** Original content, uint8 (h, w, c). */
+  readonly img: Uint8Array;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+  /** INTER_AREA resize of `img` to (newH, newW, c). */
+  readonly resized: Uint8Array;
+  readonly newH: number;
+  readonly newW: number;
+  /** Foreground labels present, ascending. */
+  readonly labels: readonly number[];
+  private readonly gt: Uint8Array | Uint16Array;
+  private readonly perLabel = new Map<number, PreparedLabel>();
+
+  constructor(fields: {
+    file: string;
+    slice: number | null;
+    img: Uint8Array;
+    h: number;
+    w: number;
+    c: number;
+    gt: Uint8Array | Uint16Array;
+  }) {
+    const { file, slice, img, h, w, c, gt } = fields;
+    this.file = file;
+    this.slice = slice;
+    this.img = img;
+    this.h = h;
+    this.w = w;
+    this.c = c;
+    this.gt = gt;
+    const { newH, newW } = longestSideSize(h, w, IMAGE_SIZE);
+    this.newH = newH;
+    this.newW = newW;
+    this.resized = resizeAreaU8(img, h, w, c, newH, newW);
+    const present = new Uint8Array(65536);
+    for (let i = 0; i < gt.length; i++) present[gt[i]] = 1;
+    if (!present[0]) throw new ResampleError('no-background', 'the slice has no background pixel', { file });
+    const labels: number[] = [];
+    for (let v = 1; v < 65536; v++) if (present[v]) labels.push(v);
+    if (labels.length === 0)
+      throw new ResampleError('no-foreground', 'the slice has no foreground label', { file });
+    this.labels = labels;
+  }
+
+  /** Approximate bytes this object keeps alive (for a cache's budget). */
+  get bytes(): number {
+    return this.img.byteLength + this.gt.byteLength + this.resized.byteLength + this.perLabel.size * 65_600;
+  }
+
+  /** The resized mask and original-resolution box of one of `labels` (computed once). */
+  label(label: number): PreparedLabel {
+    let p = this.perLabel.get(label);
+    if (p) return p;
+    if (!this.labels.includes(label))
+      throw new InputError(`label ${label} is not one of [${this.labels.join(', ')}]`, { file: this.file });
+    const { h, w, newH, newW, gt } = this;
+    const gtOrig = new Uint8Array(h * w);
+    for (let i = 0; i < gtOrig.length; i++) gtOrig[i] = gt[i] === label ? 1 : 0;
+    const gtSmall = resizeNearestRaw(gtOrig, h, w, 1, newH, newW);
+    const S = IMAGE_SIZE;
+    const gt256 = new Uint8Array(S * S);
+    for (let y = 0; y < newH; y++) gt256.set(gtSmall.subarray(y * newW, (y + 1) * newW), y * S);
+    p = { gt256, tightCropBox: bboxOfMask(gtOrig, h, w) as Box };
+    this.perLabel.set(label, p);
+    return p;
+  }
+}
+
+/**
+ * Steps 1–6 of a training sample that precede the label draw: validation, the MR_totalseg
+ * transpose, the slice (`slice`: a fixed index or the draw of `SampleChoices.slice`), the resize
+ * and the label scan. Throws a `ResampleError` where the original resamples.
+ */
+export function prepareTrainingSlice(
   arrays: { imgs: NdArray; gts: NdArray },
   fileName: string,
-  choices: SampleChoices | Rng,
-  options: TrainingSampleOptions = {},
-): TrainingSample {
-  const ch: SampleChoices = choices instanceof Rng ? rngChoices(choices) : choices;
-  const { cropShift = 5, boxShift = 5, flipCrops = false, canonicalText = false, crop224 = true } = options;
+  slice: number | ((depth: number) => number),
+): PreparedSlice {
   const file = fileName;
-  const token = modalityToken(fileName);
-  const modality = parseModality(token, file);
-  const categoryIdx = MODALITIES.indexOf(modality);
-  const text = `${canonicalText ? modality : token} Image`;
-
   let { imgs, gts } = arrays;
   if (!imgs || !gts) throw new InputError(`the case needs both imgs and gts arrays`, { file });
   if (imgs.dtype !== 'uint8') throw new InputError(`imgs: expected uint8, got ${imgs.dtype}`, { file });
@@ -191,7 +271,7 @@ export function buildTrainingSample(
   let c: number;
   let img: Uint8Array;
   let gtOff = 0;
-  let slice: number | null = null;
+  let z: number | null = null;
   if (gts.shape.length > 2) {
     if (gts.shape.length !== 3 || imgs.shape.length !== 3 || imgs.shape.some((d, i) => d !== gts.shape[i])) {
       throw new InputError(`3D case: imgs [${imgs.shape}] and gts [${gts.shape}] must both be (D,H,W)`, {
@@ -202,11 +282,11 @@ export function buildTrainingSample(
     [h, w] = gts.shape.slice(1);
     c = 1;
     if (d === 0) throw new InputError('3D case with no slices', { file });
-    slice = ch.slice(d);
-    if (!Number.isSafeInteger(slice) || slice < 0 || slice >= d)
-      throw new InputError(`slice ${slice} outside [0, ${d})`, { file });
-    img = (imgs.data as Uint8Array).subarray(slice * h * w, (slice + 1) * h * w);
-    gtOff = slice * h * w;
+    z = typeof slice === 'number' ? slice : slice(d);
+    if (!Number.isSafeInteger(z) || z < 0 || z >= d)
+      throw new InputError(`slice ${z} outside [0, ${d})`, { file });
+    img = (imgs.data as Uint8Array).subarray(z * h * w, (z + 1) * h * w);
+    gtOff = z * h * w;
   } else {
     if (gts.shape.length !== 2)
       throw new InputError(`gts: expected (H,W) or (D,H,W), got [${gts.shape}]`, { file });
@@ -221,33 +301,56 @@ export function buildTrainingSample(
     img = imgs.data as Uint8Array;
   }
   if (h <= 0 || w <= 0) throw new InputError(`empty image ${h} x ${w}`, { file });
+  return new PreparedSlice({ file, slice: z, img, h, w, c, gt: labelsU16(gts, gtOff, h * w) });
+}
 
-  // Step 5: resize, normalise, pad.
-  const pre = preprocessImageData(img, h, w, c, IMAGE_SIZE);
-  const { newH, newW } = pre;
-  const image = pre.image;
+/**
+ * Build one training sample from a case's `imgs` (2D (H,W,3) or (H,W); 3D (D,H,W); uint8) and
+ * `gts` ((H,W) or (D,H,W), integer labels, cast to uint16 as the original does). `choices` makes
+ * the random decisions (an `Rng` is wrapped with `rngChoices`). Throws a `ResampleError` where the
+ * original resamples, an `InputError` for malformed input or an unknown modality.
+ */
+export function buildTrainingSample(
+  arrays: { imgs: NdArray; gts: NdArray },
+  fileName: string,
+  choices: SampleChoices | Rng,
+  options: TrainingSampleOptions = {},
+): TrainingSample {
+  const ch: SampleChoices = choices instanceof Rng ? rngChoices(choices) : choices;
+  // The modality is checked before any array is touched, as before.
+  parseModality(modalityToken(fileName), fileName);
+  const prepared = prepareTrainingSlice(arrays, fileName, (d) => ch.slice(d));
+  return sampleFromPreparedSlice(prepared, ch, options);
+}
+
+/**
+ * Steps 6–11 of a training sample from a prepared slice: the label draw, crop box, flips, box
+ * prompt and content crops. `prepared` is not modified, so it can serve any number of samples.
+ */
+export function sampleFromPreparedSlice(
+  prepared: PreparedSlice,
+  choices: SampleChoices | Rng,
+  options: TrainingSampleOptions = {},
+): TrainingSample {
+  const ch: SampleChoices = choices instanceof Rng ? rngChoices(choices) : choices;
+  const { cropShift = 5, boxShift = 5, flipCrops = false, canonicalText = false, crop224 = true } = options;
+  const { file, img, h, w, c, newH, newW, slice, labels } = prepared;
+  const token = modalityToken(file);
+  const modality = parseModality(token, file);
+  const categoryIdx = MODALITIES.indexOf(modality);
+  const text = `${canonicalText ? modality : token} Image`;
+
+  // Step 5: normalise and pad the resized content.
+  const S = IMAGE_SIZE;
+  const image = normalizeAndPad(prepared.resized, newH, newW, c, S);
 
   // Step 6: label.
-  const gt = labelsU16(gts, gtOff, h * w);
-  const present = new Uint8Array(65536);
-  for (let i = 0; i < gt.length; i++) present[gt[i]] = 1;
-  if (!present[0]) throw new ResampleError('no-background', 'the slice has no background pixel', { file });
-  const labels: number[] = [];
-  for (let v = 1; v < 65536; v++) if (present[v]) labels.push(v);
-  if (labels.length === 0)
-    throw new ResampleError('no-foreground', 'the slice has no foreground label', { file });
   const label = ch.label(labels);
-  if (!labels.includes(label))
-    throw new InputError(`label ${label} is not one of [${labels.join(', ')}]`, { file });
-  const gtOrig = new Uint8Array(h * w);
-  for (let i = 0; i < gtOrig.length; i++) gtOrig[i] = gt[i] === label ? 1 : 0;
-  const gtSmall = resizeNearestRaw(gtOrig, h, w, 1, newH, newW);
-  const S = IMAGE_SIZE;
-  let gt256 = new Uint8Array(S * S);
-  for (let y = 0; y < newH; y++) gt256.set(gtSmall.subarray(y * newW, (y + 1) * newW), y * S);
+  const prep = prepared.label(label);
+  let gt256 = prep.gt256.slice();
 
   // Step 7: crop box at original resolution (before the flips).
-  const tightCropBox = bboxOfMask(gtOrig, h, w) as Box;
+  const tightCropBox = [...prep.tightCropBox] as Box;
   const r = BOX_SIDES.map((s) => margin(ch.cropMargin(s, cropShift), cropShift, 'crop', file));
   const cropBox: Box = [
     Math.max(0, tightCropBox[0] - r[0]),
@@ -255,7 +358,6 @@ export function buildTrainingSample(
     Math.min(w, tightCropBox[2] + r[1]),
     Math.min(h, tightCropBox[3] + r[3]),
   ];
-
   // Step 8: flips of the padded 256² arrays.
   const flips = { horizontal: !!ch.flip('horizontal'), vertical: false };
   if (flips.horizontal) {

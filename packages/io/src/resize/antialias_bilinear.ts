@@ -87,26 +87,46 @@ export function resizeAntialiasPlanes(
   let mid = src;
   if (outW !== w) {
     mid = outH === h ? dst : new Float32Array(planes * h * outW);
-    const { xmin, xsize, maxSize, weights } = antialiasTable(w, outW);
-    const rows = planes * h;
-    for (let r = 0; r < rows; r++) {
-      const inOff = r * w;
-      const outOff = r * outW;
-      for (let i = 0; i < outW; i++) {
-        const p = inOff + xmin[i];
-        const wb = i * maxSize;
-        const size = xsize[i];
-        let acc = fround(src[p] * weights[wb]);
-        for (let j = 1; j < size; j++) acc = fround(src[p + j] * weights[wb + j] + acc); // fused
-        mid[outOff + i] = acc;
-      }
-    }
+    const tab = antialiasTable(w, outW);
+    for (let r = 0; r < planes * h; r++) widthPassRow(src, r * w, tab, outW, mid, r * outW);
   }
   if (outH === h) {
     if (mid !== dst) dst.set(mid.subarray(0, n));
     return dst;
   }
-  // Height pass: accumulate whole rows (same per-element order: first term, then += w*x).
+  heightPass(mid, planes, h, outW, outH, dst);
+  return dst;
+}
+
+/** One row of the width pass: `outW` values into `out` at `outOff` from the row at `inOff`. */
+function widthPassRow(
+  src: Float32Array,
+  inOff: number,
+  tab: AaTable,
+  outW: number,
+  out: Float32Array,
+  outOff: number,
+): void {
+  const { xmin, xsize, maxSize, weights } = tab;
+  for (let i = 0; i < outW; i++) {
+    const p = inOff + xmin[i];
+    const wb = i * maxSize;
+    const size = xsize[i];
+    let acc = fround(src[p] * weights[wb]);
+    for (let j = 1; j < size; j++) acc = fround(src[p + j] * weights[wb + j] + acc); // fused
+    out[outOff + i] = acc;
+  }
+}
+
+/** The height pass of (planes, h, outW) into (planes, outH, outW): whole rows at a time, in the same per-element order (first term, then += w*x). */
+function heightPass(
+  mid: Float32Array,
+  planes: number,
+  h: number,
+  outW: number,
+  outH: number,
+  dst: Float32Array,
+): void {
   const { xmin, xsize, maxSize, weights } = antialiasTable(h, outH);
   for (let pl = 0; pl < planes; pl++) {
     const inPlane = pl * h * outW;
@@ -125,7 +145,59 @@ export function resizeAntialiasPlanes(
       }
     }
   }
-  return dst;
+}
+
+/**
+ * `ToTensor()` of a region of a uint8 HWC image, optionally flipped, then one antialiased
+ * resize to (c, s, s) for each of `sizes`: the same numbers as `toTensorU8` + `resizeAntialiasPlanes`
+ * per size, without materialising the float crop (each source row is converted once, while it is
+ * in cache, and feeds the width pass of every size). `region` = [x0, y0, x1, y1], half-open,
+ * non-empty and inside the image.
+ */
+export function resizeAntialiasRegionU8(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  region: readonly [number, number, number, number],
+  sizes: readonly number[],
+  flips: { flipH?: boolean; flipV?: boolean } = {},
+): Float32Array[] {
+  const [x0, y0, x1, y1] = region;
+  const ch = y1 - y0;
+  const cw = x1 - x0;
+  if (!(x0 >= 0 && y0 >= 0 && x1 <= w && y1 <= h && cw > 0 && ch > 0)) {
+    throw new InputError(
+      `resizeAntialiasRegion: region [${region.join(', ')}] is outside the ${h} x ${w} image or empty`,
+    );
+  }
+  for (const s of sizes) checkTargetSize(s, s, 'resizeAntialiasRegion');
+  const lut = U8_OVER_255;
+  const row = new Float32Array(cw);
+  // Width-pass output (c, ch, s) per size; the crop's own values when the width is unchanged.
+  const mids = sizes.map((s) => new Float32Array(c * ch * s));
+  const tabs = sizes.map((s) => (s === cw ? null : antialiasTable(cw, s)));
+  for (let y = 0; y < ch; y++) {
+    const sy = flips.flipV ? y1 - 1 - y : y0 + y;
+    for (let k = 0; k < c; k++) {
+      let p = (sy * w + x0) * c + k;
+      if (flips.flipH) for (let x = cw - 1; x >= 0; x--, p += c) row[x] = lut[src[p]];
+      else for (let x = 0; x < cw; x++, p += c) row[x] = lut[src[p]];
+      for (let t = 0; t < sizes.length; t++) {
+        const s = sizes[t];
+        const tab = tabs[t];
+        const off = (k * ch + y) * s;
+        if (tab) widthPassRow(row, 0, tab, s, mids[t], off);
+        else mids[t].set(row, off);
+      }
+    }
+  }
+  return sizes.map((s, t) => {
+    if (s === ch) return mids[t];
+    const dst = new Float32Array(c * s * s);
+    heightPass(mids[t], c, ch, s, s, dst);
+    return dst;
+  });
 }
 
 /**

@@ -3,6 +3,7 @@ export { resizeNearest, resizeNearestRaw, nearestIndices } from './inter_nearest
 export {
   resizeAntialiasBilinear,
   resizeAntialiasPlanes,
+  resizeAntialiasRegionU8,
   antialiasTable,
   toTensor,
   toTensorU8,
