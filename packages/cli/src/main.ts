@@ -4,6 +4,8 @@ import { registerDemo } from './commands/demo.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerForward } from './commands/forward.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerTrain } from './commands/train.js';
+import { registerTrainStep } from './commands/train_step.js';
 
 /** Builds the `mcp-medsam` command; each sub-command lives in its own module under commands/. */
 export function buildProgram(): Command {
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
   registerEvaluate(program);
   registerInspect(program);
   registerConvert(program);
+  registerTrain(program);
+  registerTrainStep(program);
   return program;
 }
 

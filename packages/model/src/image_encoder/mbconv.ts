@@ -15,9 +15,15 @@ export class MBConv extends Module {
   }
   /** x: (B, H, W, C) map. */
   forward(x: tf.Tensor): tf.Tensor {
+    // Checkpointed as a block and, inside, per unit (in training): the outer tape keeps only the
+    // block input, the block's recomputation keeps the unit inputs, and only one unit's
+    // activations and gradients are alive at a time. At 256x256 with 256 channels anything
+    // coarser does not fit a batch of 2 in the 4 GB wasm heap.
+    return nn.checkpoint(this, x, (t) => this.body(t));
+  }
+
+  private body(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      // Checkpointed per unit (in training): at 256x256 with 256 channels a whole block's
-      // activations and their gradients do not fit the 4 GB wasm heap.
       let y = this.conv1.forwardGelu(x);
       y = this.conv2.forwardGelu(y);
       y = this.conv3.forwardCheckpointed(y);

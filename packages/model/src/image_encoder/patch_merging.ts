@@ -1,4 +1,4 @@
-import { Module, tf } from '@mcp-medsam/core';
+import { Module, nn, tf } from '@mcp-medsam/core';
 import { Conv2dBN } from './conv2d_bn.js';
 
 /**
@@ -21,6 +21,11 @@ export class PatchMerging extends Module {
     this.conv3 = this.child('conv3', new Conv2dBN(outDim, outDim, 1));
   }
   forward(x: tf.Tensor): tf.Tensor {
+    // Block-level checkpoint around the unit-level ones, as in MBConv (memory of training).
+    return nn.checkpoint(this, x, (t) => this.body(t));
+  }
+
+  private body(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const b = x.shape[0];
       const r = this.resolution;

@@ -19,7 +19,8 @@ export class PatchEmbed extends Module {
     registerChild(seq, '2', this.seq2);
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.seq2.forward(nn.gelu(this.seq0.forward(x))));
+    // Checkpointed (in training): at 256x256 its activations would stay on the tape otherwise.
+    return nn.checkpoint(this, x, (t) => tf.tidy(() => this.seq2.forward(nn.gelu(this.seq0.forward(t)))));
   }
 }
 

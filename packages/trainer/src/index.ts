@@ -1,0 +1,10 @@
+export * from './losses.js';
+export { detach, noGrad } from './detach.js';
+export * from './optim/index.js';
+export * from './batch.js';
+export * from './train_step.js';
+export * from './config.js';
+export * from './loop.js';
+export * from './run_checkpoint.js';
+export * from './init_weights.js';
+export { renderLossCurve, writeLossCurve } from './loss_curve.js';

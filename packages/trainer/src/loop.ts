@@ -1,0 +1,329 @@
+/**
+ * The training loop (spec §9.2): modality-balanced batches from the worker loader, frozen CLIP
+ * features, one AdamW step per batch (or per `accumulate` micro-batches), the epoch loss into
+ * ReduceLROnPlateau, the last epoch at a fixed learning rate, and everything a run needs to be
+ * stopped and continued: resumable checkpoints every N steps and at each epoch's end, the latest
+ * and best weights, `log.jsonl` and the loss curve. Ctrl-C finishes the current step, writes a
+ * checkpoint and returns.
+ */
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { initBackend, InputError, nn, tf } from '@mcp-medsam/core';
+import { McpMedsam, getPreset, saveWeights } from '@mcp-medsam/model';
+import {
+  CachedImageFeatures,
+  OnnxClipVision,
+  TextFeatureTable,
+  type ImageFeatureProvider,
+} from '@mcp-medsam/prompts';
+import {
+  buildCaseIndex,
+  createLoader,
+  modalityBalanced,
+  uniformCases,
+  uniformSlices,
+  type CaseIndex,
+  type Loader,
+  type LoadedSample,
+  type Sampler,
+} from '@mcp-medsam/samplers';
+import { batchFromSamples, disposeBatch, type TrainBatch } from './batch.js';
+import type { TrainConfig } from './config.js';
+import { initWeights, type InitReport } from './init_weights.js';
+import { writeLossCurve } from './loss_curve.js';
+import { AdamW } from './optim/adamw.js';
+import { GradAccumulator } from './optim/accumulate.js';
+import { clipGradNorm } from './optim/clip.js';
+import { ReduceLROnPlateau } from './optim/reduce_lr_on_plateau.js';
+import { ProgressLine } from './progress.js';
+import { readRunCheckpoint, restoreRun, saveRunCheckpoint, type LoopState } from './run_checkpoint.js';
+import { batchGradients, type LossValues } from './train_step.js';
+
+/** One line of log.jsonl. */
+export interface StepLog extends LossValues {
+  step: number;
+  epoch: number;
+  lr: number;
+  loss: number;
+  samples: number;
+  seconds: number;
+  gradNorm?: number;
+}
+
+export interface TrainHooks {
+  /** Called after every step (after the log line is written). */
+  onStep?(log: StepLog): void;
+  /** Called after every epoch with its mean loss. */
+  onEpoch?(epoch: number, meanLoss: number, lr: number): void;
+  /** Replaces the ONNX/JSON CLIP providers (tests, custom towers). */
+  clip?: { vision: ImageFeatureProvider; text: { get(text: string): Float32Array } };
+  /** Asked after every step; true stops the run as Ctrl-C does (checkpoint, then return). */
+  shouldStop?(): boolean;
+  /** Messages for the user (default: stderr). */
+  log?(msg: string): void;
+}
+
+export interface TrainResult {
+  steps: number;
+  epochs: number;
+  stepLosses: number[];
+  epochLosses: number[];
+  interrupted: boolean;
+  outDir: string;
+  init?: InitReport;
+  backend: string;
+}
+
+export const RUN_FILES = {
+  checkpoint: 'checkpoint.safetensors',
+  latest: 'model_latest.safetensors',
+  best: 'model_best.safetensors',
+  log: 'log.jsonl',
+  curve: 'loss.png',
+  config: 'config.json',
+} as const;
+
+function makeSampler(kind: TrainConfig['sampler'], index: CaseIndex, seed: number): Sampler {
+  if (kind === 'uniform-cases') return uniformCases(index, { seed });
+  if (kind === 'uniform-slices') return uniformSlices(index, { seed });
+  return modalityBalanced(index, { seed });
+}
+
+/** CLIP features of a batch's samples: the 224 crops through the image tower, the texts from the table. */
+async function clipFeatures(
+  samples: LoadedSample[],
+  clip: NonNullable<TrainHooks['clip']>,
+): Promise<{ image: Float32Array; text: Float32Array }> {
+  const n = samples.length;
+  const per = 3 * 224 * 224;
+  const pixels = new Float32Array(n * per);
+  samples.forEach((s, i) => {
+    if (!s.sample.crop224) throw new InputError('the loader built samples without the 224 crop');
+    pixels.set(s.sample.crop224, i * per);
+  });
+  const image = await clip.vision.embed(pixels, n);
+  const text = new Float32Array(n * 512);
+  samples.forEach((s, i) => text.set(clip.text.get(s.sample.text), i * 512));
+  return { image, text };
+}
+
+export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const say = hooks.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const out = path.resolve(config.out);
+  await mkdir(out, { recursive: true });
+  const backend = (await initBackend({ backend: config.backend, log: say })).name;
+
+  const index = await buildCaseIndex(config.data, { cachePath: path.join(out, 'case-index.json') });
+  if (index.entries.length === 0) throw new InputError(`no usable npz case in ${config.data}`);
+  const stepsPerEpoch = config.stepsPerEpoch ?? Math.ceil(index.entries.length / config.batchSize);
+  const totalSteps = config.steps ?? config.epochs * stepsPerEpoch;
+  const epochs = Math.ceil(totalSteps / stepsPerEpoch);
+
+  // Fresh weights are drawn from the run seed, so two runs with one configuration start alike.
+  nn.setInitSeed(config.seed);
+  const model = new McpMedsam(getPreset(config.preset));
+  const optimizer = new AdamW(model.namedParameters(), {
+    lr: config.lr,
+    betas: config.betas,
+    eps: config.eps,
+    weightDecay: config.weightDecay,
+  });
+  const scheduler = new ReduceLROnPlateau(optimizer, config.plateau);
+  let loop: LoopState = { step: 0, epochLossSum: 0, epochSteps: 0, bestLoss: null, epochLosses: [] };
+  let loaderResume;
+  let init: InitReport | undefined;
+  const resumeFile =
+    config.resume === true ? path.join(out, RUN_FILES.checkpoint) : config.resume || undefined;
+  if (resumeFile) {
+    const ck = await readRunCheckpoint(resumeFile);
+    if (ck.meta.preset !== config.preset)
+      throw new InputError(
+        `the checkpoint is of preset ${ck.meta.preset}, the run asks for ${config.preset}`,
+        {
+          file: resumeFile,
+        },
+      );
+    restoreRun(ck, { model, optimizer, scheduler }, resumeFile);
+    loop = ck.meta.loop;
+    loaderResume = ck.meta.loader;
+    say(`resuming from ${resumeFile} at step ${loop.step}`);
+  } else if (config.init) {
+    init = await initWeights(model, config.init);
+    say(
+      `initialised from ${config.init}: ${init.kind}, ${init.loaded} tensors` +
+        (init.kind === 'partial'
+          ? ` (${init.missing.length} model keys left as initialised, ${init.skipped.length} file keys skipped)`
+          : ''),
+    );
+  }
+  model.train().setGradientCheckpointing(config.gradientCheckpointing);
+  await writeFile(path.join(out, RUN_FILES.config), JSON.stringify(config, null, 2) + '\n');
+
+  const ownClip = !hooks.clip;
+  const clip = hooks.clip ?? {
+    vision: new CachedImageFeatures(await OnnxClipVision.create(config.clipVision)),
+    text: await TextFeatureTable.fromFile(config.clipText),
+  };
+
+  const loader: Loader = createLoader({
+    index,
+    sampler: makeSampler(config.sampler, index, config.seed),
+    batchSize: config.batchSize,
+    workers: config.workers,
+    prefetch: config.prefetch,
+    seed: config.seed,
+    volumeCacheDir: path.join(out, 'cache'),
+    resume: loaderResume,
+  });
+
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130); // a second Ctrl-C: no checkpoint
+    interrupted = true;
+    say('\ninterrupt: finishing this step, then writing a checkpoint (Ctrl-C again to quit now)');
+  };
+  process.on('SIGINT', onSigint);
+  const progress = new ProgressLine(
+    totalSteps,
+    loop.step,
+    (config.progress ?? process.stderr.isTTY) ? process.stderr : null,
+  );
+  const stepLosses: number[] = [];
+  const epochEnds = loop.epochLosses.map((_, i) => (i + 1) * stepsPerEpoch);
+  const checkpoint = () =>
+    saveRunCheckpoint(path.join(out, RUN_FILES.checkpoint), {
+      model,
+      optimizer,
+      scheduler,
+      loader: loader.state(),
+      loop,
+      preset: config.preset,
+      config,
+    });
+
+  let samplesSeen = 0;
+  try {
+    while (loop.step < totalSteps) {
+      const epoch = Math.floor(loop.step / stepsPerEpoch);
+      // Spec §9.3: the last epoch runs at a fixed learning rate (set at its start).
+      if (
+        config.lastEpochLr !== null &&
+        epoch === epochs - 1 &&
+        loop.step % stepsPerEpoch === 0 &&
+        epochs > 1
+      )
+        optimizer.lr = config.lastEpochLr;
+      const t0 = performance.now();
+      const acc = config.accumulate > 1 ? new GradAccumulator() : null;
+      let lossSum: LossValues | null = null;
+      let grads: Map<string, tf.Tensor> | null = null;
+      let n = 0;
+      for (let micro = 0; micro < config.accumulate; micro++) {
+        const r = await loader.next();
+        if (r.done) throw new InputError('the loader ended before the run did');
+        const feats = await clipFeatures(r.value.samples, clip);
+        const batch: TrainBatch = batchFromSamples(
+          r.value.samples.map((s) => s.sample),
+          feats.image,
+          feats.text,
+        );
+        n += r.value.samples.length;
+        try {
+          const g = batchGradients(model, batch, config.lossWeights);
+          lossSum = lossSum ? addLosses(lossSum, g.loss) : g.loss;
+          if (acc) {
+            acc.add(g.grads);
+            tf.dispose([...g.grads.values()]);
+          } else grads = g.grads;
+        } finally {
+          disposeBatch(batch);
+        }
+      }
+      if (acc) {
+        grads = acc.mean();
+        acc.dispose();
+      }
+      const loss = scaleLosses(lossSum!, 1 / config.accumulate);
+      let gradNorm: number | undefined;
+      try {
+        if (config.maxGradNorm !== undefined)
+          gradNorm = clipGradNorm(grads as Map<string, tf.Tensor | null | undefined>, config.maxGradNorm);
+        const lr = optimizer.lr;
+        optimizer.step(grads!);
+        loop.step++;
+        loop.epochLossSum += loss.total;
+        loop.epochSteps++;
+        samplesSeen += n;
+        stepLosses.push(loss.total);
+        const entry: StepLog = {
+          step: loop.step,
+          epoch,
+          lr,
+          ...loss,
+          loss: loss.total,
+          samples: n,
+          seconds: (performance.now() - t0) / 1000,
+          ...(gradNorm !== undefined ? { gradNorm } : {}),
+        };
+        await appendFile(path.join(out, RUN_FILES.log), JSON.stringify(entry) + '\n');
+        hooks.onStep?.(entry);
+        progress.update(loop.step, samplesSeen, loss.total, epoch);
+      } finally {
+        tf.dispose([...grads!.values()]);
+      }
+
+      const epochEnd = loop.step % stepsPerEpoch === 0 || loop.step === totalSteps;
+      if (epochEnd) {
+        const mean = loop.epochLossSum / loop.epochSteps;
+        loop.epochLosses.push(mean);
+        epochEnds.push(loop.step);
+        loop.epochLossSum = 0;
+        loop.epochSteps = 0;
+        scheduler.step(mean);
+        await saveWeights(model, path.join(out, RUN_FILES.latest));
+        if (loop.bestLoss === null || mean < loop.bestLoss) {
+          loop.bestLoss = mean;
+          await saveWeights(model, path.join(out, RUN_FILES.best));
+        }
+        await writeLossCurve(path.join(out, RUN_FILES.curve), stepLosses, loop.epochLosses, epochEnds);
+        hooks.onEpoch?.(epoch, mean, optimizer.lr);
+      }
+      if (epochEnd || (config.checkpointEvery > 0 && loop.step % config.checkpointEvery === 0))
+        await checkpoint();
+      if (interrupted || hooks.shouldStop?.()) {
+        interrupted = true;
+        if (!epochEnd) await checkpoint();
+        break;
+      }
+    }
+  } finally {
+    progress.end();
+    process.off('SIGINT', onSigint);
+    await loader.close();
+    if (ownClip) await clip.vision.close();
+    optimizer.dispose();
+    model.dispose();
+  }
+  return {
+    steps: loop.step,
+    epochs,
+    stepLosses,
+    epochLosses: loop.epochLosses,
+    interrupted,
+    outDir: out,
+    init,
+    backend,
+  };
+}
+
+function addLosses(a: LossValues, b: LossValues): LossValues {
+  const o = { ...a };
+  for (const k of Object.keys(b) as (keyof LossValues)[]) o[k] += b[k];
+  return o;
+}
+
+function scaleLosses(a: LossValues, s: number): LossValues {
+  const o = { ...a };
+  for (const k of Object.keys(a) as (keyof LossValues)[]) o[k] *= s;
+  return o;
+}
