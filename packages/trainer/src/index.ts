@@ -8,3 +8,4 @@ export * from './loop.js';
 export * from './run_checkpoint.js';
 export * from './init_weights.js';
 export { renderLossCurve, writeLossCurve } from './loss_curve.js';
+export * from './validation.js';

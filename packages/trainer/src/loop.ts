@@ -38,6 +38,7 @@ import { ReduceLROnPlateau } from './optim/reduce_lr_on_plateau.js';
 import { ProgressLine } from './progress.js';
 import { readRunCheckpoint, restoreRun, saveRunCheckpoint, type LoopState } from './run_checkpoint.js';
 import { batchGradients, type LossValues } from './train_step.js';
+import { buildValidationSet, validate, type ValidationResult, type ValidationSet } from './validation.js';
 
 /** One line of log.jsonl. */
 export interface StepLog extends LossValues {
@@ -53,8 +54,8 @@ export interface StepLog extends LossValues {
 export interface TrainHooks {
   /** Called after every step (after the log line is written). */
   onStep?(log: StepLog): void;
-  /** Called after every epoch with its mean loss. */
-  onEpoch?(epoch: number, meanLoss: number, lr: number): void;
+  /** Called after every epoch with its mean loss (and the validation scores when validated). */
+  onEpoch?(epoch: number, meanLoss: number, lr: number, validation?: ValidationResult): void;
   /** Replaces the ONNX/JSON CLIP providers (tests, custom towers). */
   clip?: { vision: ImageFeatureProvider; text: { get(text: string): Float32Array } };
   /** Asked after every step; true stops the run as Ctrl-C does (checkpoint, then return). */
@@ -79,6 +80,7 @@ export const RUN_FILES = {
   latest: 'model_latest.safetensors',
   best: 'model_best.safetensors',
   log: 'log.jsonl',
+  validation: 'validation.jsonl',
   curve: 'loss.png',
   config: 'config.json',
 } as const;
@@ -201,6 +203,14 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       config,
     });
 
+  let valSet: ValidationSet | null = null;
+  if (config.validation) {
+    valSet = await buildValidationSet(config.validation.data, config.validation.maxCases);
+    for (const s of valSet.skipped) say(`validation: skipped ${s.file}: ${s.error}`);
+    if (valSet.samples.length === 0)
+      throw new InputError(`no validation sample from ${config.validation.data}`);
+  }
+
   let samplesSeen = 0;
   try {
     while (loop.step < totalSteps) {
@@ -286,7 +296,18 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           await saveWeights(model, path.join(out, RUN_FILES.best));
         }
         await writeLossCurve(path.join(out, RUN_FILES.curve), stepLosses, loop.epochLosses, epochEnds);
-        hooks.onEpoch?.(epoch, mean, optimizer.lr);
+        let val: ValidationResult | undefined;
+        if (valSet && config.validation && (epoch + 1) % config.validation.every === 0) {
+          val = await validate(model, valSet, clip);
+          await appendFile(
+            path.join(out, RUN_FILES.validation),
+            JSON.stringify({ step: loop.step, epoch, loss: mean, ...val }) + '\n',
+          );
+          say(
+            `epoch ${epoch + 1}: loss ${mean.toFixed(4)}, validation DSC ${val.dsc.toFixed(4)} NSD ${val.nsd.toFixed(4)} (${val.cases} cases)`,
+          );
+        }
+        hooks.onEpoch?.(epoch, mean, optimizer.lr, val);
       }
       if (epochEnd || (config.checkpointEvery > 0 && loop.step % config.checkpointEvery === 0))
         await checkpoint();

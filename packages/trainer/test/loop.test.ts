@@ -45,7 +45,12 @@ const logs = (out: string): StepLog[] =>
 describe('train (tiny preset, shared/data/npz, CLIP stand-in)', () => {
   it('a run stopped after a checkpoint and resumed matches an uninterrupted run step for step', async () => {
     const a = path.join(tmp, 'a');
-    const full = await train(base(a, { steps: 5 }), { log: () => {} });
+    const full = await train(
+      base(a, { steps: 5, validation: { data: sharedPath('data/npz'), maxCases: 3 } }),
+      {
+        log: () => {},
+      },
+    );
     expect(full.steps).toBe(5);
     expect(full.stepLosses.every(Number.isFinite)).toBe(true);
 
