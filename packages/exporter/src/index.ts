@@ -1,0 +1,29 @@
+export {
+  exportOnnx,
+  exportEncoder,
+  exportDecoder,
+  traceEncoder,
+  traceDecoder,
+  exampleImage,
+  exampleDecoderInputs,
+  stateNames,
+  inEvalMode,
+  CLIP_IMAGE_SIZE,
+  ENCODER_INPUTS,
+  ENCODER_OUTPUTS,
+  DECODER_INPUTS,
+  DECODER_OUTPUTS,
+} from './export.js';
+export type {
+  DecoderTensors,
+  TraceResult,
+  ExportGraphOptions,
+  ExportOnnxOptions,
+  ExportOnnxResult,
+} from './export.js';
+export { buildOnnx, OPSET, IR_VERSION, PRODUCER } from './graph.js';
+export type { BuildOptions, BuiltGraph, GraphInputSpec } from './graph.js';
+export { traceKernels } from './trace.js';
+export type { Trace, KernelCall, TensorMeta, ConstTensor } from './trace.js';
+export { KERNELS } from './onnx/ops.js';
+export { encodeModel } from './onnx/proto.js';
