@@ -9,6 +9,9 @@ const PRESETS = [
   // forward + backward ≈ 3x the forward FLOPs (spec §13: 37.5 + 21.2 + 16.9 GMAC per sample);
   // two-phase backward recomputes the encoder once more (+37.5 GMAC).
   { preset: 'mcp-medsam', batch: 1, gflopPerSample: 2 * (3 * (37.5 + 21.2 + 16.9) + 37.5) },
+  // Batch 4 is the memory data point: on wasm32 (4 GB heap) it is reported as exhausted.
+  { preset: 'mcp-medsam', batch: 2, gflopPerSample: 2 * (3 * (37.5 + 21.2 + 16.9) + 37.5) },
+  { preset: 'mcp-medsam', batch: 4, gflopPerSample: 2 * (3 * (37.5 + 21.2 + 16.9) + 37.5) },
   { preset: 'tiny', batch: 4 },
 ];
 
@@ -16,7 +19,7 @@ if (process.argv[2] === '--child') {
   const { initBackend, tf } = await import('@mcp-medsam/core');
   const { McpMedsam, getPreset, stepGradients } = await import('@mcp-medsam/model');
   const { prompts, timeIt } = await import('./common.mjs');
-  const spec = PRESETS.find((p) => p.preset === process.argv[3]);
+  const spec = PRESETS.find((p) => p.preset === process.argv[3] && p.batch === Number(process.argv[4]));
   const backend = (await initBackend({ log: null })).name;
   const model = new McpMedsam(getPreset(spec.preset)).train().setGradientCheckpointing(true);
   const b = spec.batch;
@@ -50,7 +53,7 @@ if (process.argv[2] === '--child') {
   });
 } else {
   for (const spec of PRESETS) {
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', spec.preset], {
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', spec.preset, String(spec.batch)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       encoding: 'utf8',
     });

@@ -10,6 +10,8 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
+import { depthwiseFilterGradWasm } from '../kernels/depthwise_filter.js';
+import type { WasmBackendLike as KernelBackendLike } from '../kernels/wasm_module.js';
 import { asTensor, MAX_TEMP_ELEMENTS, padOrCrop, phaseMerge, phaseSplit, windows } from './util.js';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -421,10 +423,27 @@ export function depthwiseBackpropInputKernel({ inputs, attrs }: KernelArgs): Ten
   );
 }
 
-export function depthwiseBackpropFilterKernel({ inputs, attrs }: KernelArgs): TensorInfo {
+export function depthwiseBackpropFilterKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { strides, dilations, pad, dimRoundingMode, filterShape } =
     attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
   assertDilationOne(dilations, 'DepthwiseConv2dNativeBackpropFilter');
+  const x = inputs.x as TensorInfo;
+  const dy = inputs.dy as TensorInfo;
+  if (filterShape[3] === 1) {
+    // Multiplier 1 (TinyViT's depthwise convs): one SIMD pass, no map-sized temporaries.
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filterShape,
+      strides,
+      1,
+      pad as Pad,
+      dimRoundingMode,
+      true,
+      'channelsLast',
+    );
+    const dw = depthwiseFilterGradWasm(backend as unknown as KernelBackendLike, x, dy, info);
+    if (dw) return dw;
+  }
   return tf.tidy(() =>
     depthwiseFilterGrad(
       asTensor<Tensor4D>(inputs.x),

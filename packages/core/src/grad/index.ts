@@ -10,6 +10,7 @@ import {
   depthwiseBackpropInputKernel,
 } from './conv.js';
 import { GRADIENT_CONFIGS } from './configs.js';
+import { sharedIdentityKernel } from '../kernels/identity.js';
 import { batchMatMulGradConfig } from './matmul.js';
 import { unsortedSegmentSumKernel } from './segment.js';
 import {
@@ -32,6 +33,7 @@ export const WASM_GRADIENT_KERNELS: readonly string[] = [
   'DepthwiseConv2dNativeBackpropInput',
   'DepthwiseConv2dNativeBackpropFilter',
   'UnsortedSegmentSum',
+  'Identity',
   WINDOWS_KERNEL,
   PHASES_KERNEL,
   MERGE_KERNEL,
@@ -44,6 +46,8 @@ const kernelFuncs: Record<string, KernelFunc> = {
   DepthwiseConv2dNativeBackpropInput: depthwiseBackpropInputKernel as unknown as KernelFunc,
   DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilterKernel as unknown as KernelFunc,
   UnsortedSegmentSum: unsortedSegmentSumKernel as unknown as KernelFunc,
+  // Shares instead of copying: the engine clones every tensor a gradient saves (../kernels/identity.ts).
+  Identity: sharedIdentityKernel as unknown as KernelFunc,
   [WINDOWS_KERNEL]: windowsKernel as unknown as KernelFunc,
   [PHASES_KERNEL]: phaseSplitKernel as unknown as KernelFunc,
   [MERGE_KERNEL]: phaseMergeKernel as unknown as KernelFunc,

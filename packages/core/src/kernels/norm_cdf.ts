@@ -4,14 +4,21 @@
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
 import { WASM_BASE64 } from './generated/norm_cdf.js';
+import { registerWasmBatchNorm } from './batch_norm.js';
+import { registerWasmGelu } from './gelu.js';
 import { offsetOf, wasmExports, type WasmBackendLike } from './wasm_module.js';
 
 export const NORM_CDF_KERNEL = 'McpNormCdf';
 
 type NormCdf = (input: number, output: number, n: number) => void;
 
-/** Registers the kernel for wasm when the SIMD module can be instantiated. Idempotent. */
+/**
+ * Registers the kernel for wasm when the SIMD module can be instantiated, and with it the
+ * fused GELU (./gelu.js) and batch-norm (./batch_norm.js) kernels. Idempotent.
+ */
 export function registerWasmNormCdf(): void {
+  registerWasmGelu();
+  registerWasmBatchNorm();
   if (tf.getKernel(NORM_CDF_KERNEL, 'wasm') || tf.getBackend() !== 'wasm') return;
   const backend = tf.backend() as unknown as WasmBackendLike;
   if (!wasmExports(backend, WASM_BASE64)) return;

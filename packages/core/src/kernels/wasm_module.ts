@@ -6,6 +6,7 @@ export interface WasmBackendLike {
   wasm: { asm?: { memory?: WebAssembly.Memory } };
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
 }
 
 const cache = new Map<string, WeakMap<WebAssembly.Memory, WebAssembly.Exports | null>>();
@@ -30,7 +31,7 @@ export function wasmExports(backend: WasmBackendLike, base64: string): WebAssemb
   return perMemory.get(memory) ?? null;
 }
 
-/** Byte offset of a tensor's data in the backend's memory. */
+/** Byte offset of a tensor's data in the backend's memory (unsigned: offsets can pass 2 GiB). */
 export function offsetOf(backend: WasmBackendLike, t: TensorInfo): number {
-  return backend.dataIdMap.get(t.dataId).memoryOffset;
+  return backend.dataIdMap.get(t.dataId).memoryOffset >>> 0;
 }

@@ -1,28 +1,51 @@
 import { tf } from '../tf.js';
 import { layerNormWithGrad } from './norm.js';
 import { normCdf } from '../kernels/norm_cdf.js';
+import { GELU_GRAD_KERNEL, GELU_KERNEL, hasGeluKernels } from '../kernels/gelu.js';
 
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** GELU(x) = x·Φ(x): one fused pass on wasm, else x·normCdf(x). */
+function geluValue(x: tf.Tensor): tf.Tensor {
+  if (hasGeluKernels()) return tf.engine().runKernel(GELU_KERNEL, { x }) as tf.Tensor;
+  return tf.tidy(() => tf.mul(x, normCdf(x)));
+}
+
+/**
+ * dy·(Φ(x) + x·φ(x)), φ(x) = exp(−x²/2)/√(2π): one fused pass on wasm; elsewhere tf ops with Φ
+ * recomputed from x, each full-size intermediate released as soon as it has been used.
+ */
+function geluGrad(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+  if (hasGeluKernels()) return tf.engine().runKernel(GELU_GRAD_KERNEL, { x, dy }) as tf.Tensor;
+  let t = tf.square(x);
+  t = replace(t, tf.mul(t, -0.5));
+  t = replace(t, tf.exp(t));
+  t = replace(t, tf.mul(t, x));
+  t = replace(t, tf.mul(t, INV_SQRT_2PI)); // x·φ(x)
+  const cdf = normCdf(x);
+  t = replace(t, tf.add(t, cdf));
+  cdf.dispose();
+  return replace(t, tf.mul(t, dy));
+}
+
+/** Disposes `old` and returns `next`. */
+function replace(old: tf.Tensor, next: tf.Tensor): tf.Tensor {
+  old.dispose();
+  return next;
+}
 
 /**
  * PyTorch's default nn.GELU(): the exact erf form 0.5·x·(1 + erf(x/√2)), not the tanh
  * approximation, computed as x·Φ(x). Its gradient Φ(x) + x·φ(x) is written out so that training
- * keeps x and Φ(x) instead of the composite's intermediates (at TinyViT's stage 0 each is a
- * 16.7M-element map per sample).
+ * keeps x alone instead of the composite's intermediates (at TinyViT's stage 0 each is a
+ * 16.7M-element map per sample); on wasm both directions are single fused kernels.
  */
 const geluWithGrad = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as tf.Tensor;
-  const cdf = normCdf(x);
-  // Φ(x) is kept for the backward pass: recomputing erf there would double its cost.
-  (args[1] as tf.GradSaveFunc)([x, cdf]);
+  (args[1] as tf.GradSaveFunc)([x]);
   return {
-    value: tf.mul(x, cdf),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-      tf.tidy(() => {
-        const [v, phi] = saved;
-        const pdf = tf.mul(tf.exp(tf.mul(tf.square(v), -0.5)), INV_SQRT_2PI);
-        return tf.mul(dy, tf.add(phi, tf.mul(v, pdf)));
-      }),
+    value: geluValue(x),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => geluGrad(saved[0], dy),
   };
 });
 

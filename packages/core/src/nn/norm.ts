@@ -1,10 +1,13 @@
 import { tf } from '../tf.js';
+import { batchNormGradKernel, batchNormTrainKernel, hasBatchNormKernels } from '../kernels/batch_norm.js';
 
 /**
  * Training-mode batch normalisation over every axis but the last (NHWC), with its gradient
  * written out. The tape keeps only x̂ and 1/σ instead of the half-dozen full-size
  * intermediates of the composite, which decides whether TinyViT's 256x256 stage fits in the
- * wasm heap. Returns the batch mean and biased variance for the running-statistics update.
+ * wasm heap. On wasm each direction is one fused kernel (../kernels/batch_norm.ts: float64
+ * statistics, no map-sized temporaries); elsewhere tf ops that free their temporaries early.
+ * Returns the batch mean and biased variance for the running-statistics update.
  */
 export function batchNormTrain(
   x: tf.Tensor,
@@ -16,31 +19,63 @@ export function batchNormTrain(
   const rows = x.size / c;
   let mean: tf.Tensor | undefined;
   let variance: tf.Tensor | undefined;
-  // Per-channel means through an average pool over the whole map: on wasm a reduction over the
-  // leading axes transposes the map first, and a ones-vector matMul repacks it; the pool is one
-  // pass (~30x faster than either at stage 0).
+  // tf ops: per-channel means through an average pool over the whole map (on wasm a reduction
+  // over the leading axes transposes the map first, and a ones-vector matMul repacks it; the
+  // pool is one pass, ~30x faster than either at stage 0).
   const colMean = (t: tf.Tensor) => channelMean(t, c);
+  const fused = hasBatchNormKernels();
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xx, w, b] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
+    if (fused) {
+      // wasm: one kernel each way, float64 statistics, no map-sized temporaries
+      const r = batchNormTrainKernel(xx, w, b, eps);
+      mean = tf.keep(r.mean);
+      variance = tf.keep(r.variance);
+      save([r.xhat, r.invStd, w]);
+      return {
+        value: r.y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xh, inv, g] = saved;
+          return tf.tidy(() => {
+            const { dx, dWeight, dBias } = batchNormGradKernel(dy, xh, tf.mul(g, inv));
+            return [dx, dWeight, dBias];
+          });
+        },
+      };
+    }
+    // Full-size (B,H,W,C) intermediates are released as soon as they have been used: at most
+    // two are alive besides x and the results (one tidy would hold all of them to its end).
     const m = colMean(xx);
     const centred = tf.sub(xx, m);
-    const v = colMean(tf.square(centred));
+    const sq = tf.square(centred);
+    const v = colMean(sq);
+    sq.dispose();
     mean = tf.keep(m);
     variance = tf.keep(v);
     const invStd = tf.rsqrt(tf.add(v, eps));
     const xhat = tf.mul(centred, invStd);
+    centred.dispose();
     save([xhat, invStd, w]);
+    const scaled = tf.mul(xhat, w);
+    const value = tf.add(scaled, b);
+    scaled.dispose();
     return {
-      value: tf.add(tf.mul(xhat, w), b),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xh, inv, g] = saved;
         return tf.tidy(() => {
           const dyMean = colMean(dy);
-          const dyXhatMean = colMean(tf.mul(dy, xh));
-          // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂))
-          const centredGrad = tf.sub(tf.sub(dy, dyMean), tf.mul(xh, dyXhatMean));
-          return [tf.mul(centredGrad, tf.mul(g, inv)), tf.mul(dyXhatMean, rows), tf.mul(dyMean, rows)];
+          const prod = tf.mul(dy, xh);
+          const dyXhatMean = colMean(prod);
+          prod.dispose();
+          // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), at most three full-size temporaries
+          const centredGrad = tf.sub(dy, dyMean);
+          const proj = tf.mul(xh, dyXhatMean);
+          const t = tf.sub(centredGrad, proj);
+          tf.dispose([centredGrad, proj]);
+          const dx = replace(t, tf.mul(t, tf.mul(g, inv)));
+          return [dx, tf.mul(dyXhatMean, rows), tf.mul(dyMean, rows)];
         });
       },
     };
@@ -80,6 +115,12 @@ export const layerNormWithGrad = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tens
       },
     };
   })(x, weight, bias);
+
+/** Disposes `old` and returns `next`. */
+function replace(old: tf.Tensor, next: tf.Tensor): tf.Tensor {
+  old.dispose();
+  return next;
+}
 
 /** Mean over every axis but the last, as a (C,) tensor, via one average pool. */
 export function channelMean(t: tf.Tensor, c: number): tf.Tensor {
