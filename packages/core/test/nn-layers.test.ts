@@ -387,4 +387,23 @@ describe.each(['cpu', 'wasm'] as const)('variableGradsEager on %s', (backend) =>
     x.dispose();
     unused.dispose();
   });
+
+  test('with dy: the vector-Jacobian product, equal to the gradient of sum(f · dy)', () => {
+    const lin = new Linear(3, 4);
+    randomize(lin, 220);
+    const x = tf.variable(tf.tensor(ref.randomArray(5 * 3, 221), [5, 3]));
+    const dy = tf.tensor(ref.randomArray(5 * 4, 222), [5, 4]);
+    const vars = [x, ...lin.namedParameters().map(([, p]) => p)];
+    const f = () => nn.gelu(lin.forward(x));
+    const plain = tf.variableGrads(() => tf.sum(tf.mul(f(), dy)) as tf.Scalar, vars);
+    const vjp = nn.variableGradsEager(f, vars, { dy });
+    expect(vjp.value.shape).toEqual([5, 4]);
+    for (const [k, g] of Object.entries(plain.grads))
+      expect(ref.maxAbsDiff(vjp.grads[k].dataSync(), g.dataSync())).toBeLessThan(1e-5);
+    expect(() => nn.variableGradsEager(f, vars, { dy: tf.zeros([4, 5]) })).toThrow(/dy has shape \[4,5\]/);
+    expect(() => nn.variableGradsEager(f, vars)).toThrow(/must return a scalar/);
+    tf.dispose([plain.value, vjp.value, dy, ...Object.values(plain.grads), ...Object.values(vjp.grads)]);
+    lin.dispose();
+    x.dispose();
+  });
 });

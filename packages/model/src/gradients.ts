@@ -57,10 +57,7 @@ export function stepGradients(
   }
 
   const phase3 = nn.recomputing(() =>
-    nn.variableGradsEager(
-      () => tf.sum(tf.mul(model.encodeImage(inputs.image), dEmb)) as tf.Scalar,
-      encoderVars,
-    ),
+    nn.variableGradsEager(() => model.encodeImage(inputs.image), encoderVars, { dy: dEmb }),
   );
   phase3.value.dispose();
   dEmb.dispose();

@@ -51,23 +51,31 @@ function pathNodes(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] 
  * needs about twice the memory of its tape; here a node's output gradients and saved tensors are
  * released as soon as the node has been back-propagated. Same results as `tf.variableGrads`
  * (variables without a gradient are left out, as there).
+ *
+ * With `options.dy`, `f` may return a tensor of dy's shape and the backward pass starts from dy
+ * (a vector-Jacobian product): what a checkpointed block needs, without building
+ * `sum(f() · dy)` and its map-sized temporaries.
  */
-export function variableGradsEager(
-  f: () => tf.Scalar,
+export function variableGradsEager<T extends tf.Tensor = tf.Scalar>(
+  f: () => T,
   varList: tf.Variable[],
-): { value: tf.Scalar; grads: Record<string, tf.Tensor> } {
+  options: { dy?: tf.Tensor } = {},
+): { value: T; grads: Record<string, tf.Tensor> } {
   const engine = tf.engine() as unknown as EngineInternals;
   const y = engine.scopedRun(
     () => engine.startTape(),
     () => engine.endTape(),
     () => engine.tidy('forward', f),
-  ) as tf.Scalar;
-  if (!(y instanceof tf.Tensor) || y.rank !== 0)
-    throw new Error('variableGradsEager: f must return a scalar');
+  ) as T;
+  const { dy } = options;
+  if (!(y instanceof tf.Tensor)) throw new Error('variableGradsEager: f must return a tensor');
+  if (!dy && y.rank !== 0) throw new Error('variableGradsEager: f must return a scalar (or pass dy)');
+  if (dy && (dy.rank !== y.rank || dy.shape.some((d, i) => d !== y.shape[i])))
+    throw new Error(`variableGradsEager: dy has shape [${dy.shape}], f returned [${y.shape}]`);
   const tape = engine.state.activeTape ?? [];
   const nodes = pathNodes(tape, varList, y);
   const wanted = new Set(varList.map((v) => v.id));
-  const grad = new Map<number, tf.Tensor>([[y.id, tf.onesLike(y)]]);
+  const grad = new Map<number, tf.Tensor>([[y.id, dy ? tf.clone(dy) : tf.onesLike(y)]]);
   const freed = new Set<TapeNode['saved']>();
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];

@@ -45,10 +45,7 @@ export function checkpoint(block: Module, x: tf.Tensor, run: (x: tf.Tensor) => t
         const outerTape = state.activeTape;
         recomputeDepth++;
         try {
-          const { value, grads } = variableGradsEager(
-            () => tf.sum(tf.mul(run(inputVar), dy)) as tf.Scalar,
-            [inputVar, ...params],
-          );
+          const { value, grads } = variableGradsEager(() => run(inputVar), [inputVar, ...params], { dy });
           value.dispose();
           return [grads[inputVar.name], ...params.map((p) => grads[p.name] ?? tf.zerosLike(p))];
         } finally {
