@@ -20,7 +20,8 @@ beforeAll(async () => {
 
 test('--help lists every command', () => {
   const help = buildProgram().helpInformation();
-  for (const c of ['demo', 'forward', 'evaluate', 'inspect', 'convert', 'train', 'train-step']) expect(help).toContain(c);
+  for (const c of ['demo', 'forward', 'evaluate', 'inspect', 'convert', 'train', 'train-step'])
+    expect(help).toContain(c);
 });
 
 describe('forward', () => {

@@ -53,10 +53,14 @@ if (process.argv[2] === '--child') {
   });
 } else {
   for (const spec of PRESETS) {
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', spec.preset, String(spec.batch)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--child', spec.preset, String(spec.batch)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      },
+    );
     if (r.status === 0) process.stdout.write(r.stdout);
     else
       emit({
