@@ -101,6 +101,8 @@ class WorkerPool {
     { resolve: (r: BuildResult) => void; reject: (e: unknown) => void; w: number }
   > = new Map();
   private failure: unknown = null;
+  // Jobs posted and not answered yet, as promises that never reject.
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(n: number, url: URL | string) {
     for (let i = 0; i < n; i++) {
@@ -134,17 +136,35 @@ class WorkerPool {
     let best = 0;
     for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[best]) best = i;
     this.load[best]++;
-    return new Promise((resolve, reject) => {
+    const result = new Promise<BuildResult>((resolve, reject) => {
       this.waiting.set(job.draw, { resolve, reject, w: best });
       this.workers[best].postMessage(job);
     });
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight.add(settled);
+    void settled.then(() => this.inflight.delete(settled));
+    return result;
   }
 
   async close(): Promise<void> {
     const closed = new MedsamError('E_CLOSED', 'loader closed');
+    this.failure ??= closed;
+    // Let the jobs in flight finish before terminating: Node 20 aborts the whole process
+    // (a native assertion in fs open) when a worker is terminated inside a pending file open.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.inflight]),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, 30_000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
     for (const [, p] of this.waiting) p.reject(closed);
     this.waiting.clear();
-    this.failure ??= closed;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
