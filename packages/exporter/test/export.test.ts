@@ -11,7 +11,7 @@ import {
   traceDecoder,
   traceEncoder,
 } from '../src/index.js';
-import { maxAbsDiff, ort, session } from './ort.js';
+import { maxAbsDiff, ort, session, decoderFeeds } from './ort.js';
 
 const TOL = 1e-4;
 
@@ -105,18 +105,7 @@ describe('prompt decoder (tiny)', () => {
     ]);
     for (let i = 0; i < 2; i++) {
       const x = inputs[i];
-      const feeds = {
-        image_embeddings: f32(x.imageEmbeddings),
-        boxes: f32(x.boxes),
-        clip_image: f32(x.clipImage),
-        clip_text: f32(x.clipText),
-        category_idx: new ort.Tensor(
-          'int64',
-          BigInt64Array.from(x.categoryIdx.dataSync(), (v) => BigInt(v)),
-          x.categoryIdx.shape,
-        ),
-        crops: f32(x.crops),
-      };
+      const feeds = decoderFeeds(x);
       const diffs = await check(built.bytes, feeds, {
         low_res_logits: runs[i].results[0],
         iou: runs[i].results[1],

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { initBackend, MODALITIES, nn, tf } from '@mcp-medsam/core';
 import { McpMedsam, TINY } from '@mcp-medsam/model';
 import { exampleDecoderInputs, exportOnnx } from '../src/index.js';
-import { maxAbsDiff, ort } from './ort.js';
+import { maxAbsDiff, ort, decoderFeeds } from './ort.js';
 
 let model: McpMedsam;
 let dir: string;
@@ -49,19 +49,7 @@ it('writes both graphs and a manifest that onnxruntime loads with every optimisa
   const dec = await ort.InferenceSession.create(files.decoder, opts);
   model.eval();
   const x = exampleDecoderInputs(model, 4);
-  const f32 = (t: tf.Tensor) => new ort.Tensor('float32', t.dataSync() as Float32Array, t.shape);
-  const out = await dec.run({
-    image_embeddings: f32(x.imageEmbeddings),
-    boxes: f32(x.boxes),
-    clip_image: f32(x.clipImage),
-    clip_text: f32(x.clipText),
-    category_idx: new ort.Tensor(
-      'int64',
-      BigInt64Array.from(x.categoryIdx.dataSync(), (v) => BigInt(v)),
-      [4],
-    ),
-    crops: f32(x.crops),
-  });
+  const out = await dec.run(decoderFeeds(x));
   const ref = tf.tidy(() => {
     const d = model.decode(tf.transpose(x.imageEmbeddings, [0, 2, 3, 1]), x);
     return [d.lowResLogits, d.iou];

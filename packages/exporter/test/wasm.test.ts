@@ -14,7 +14,7 @@ import {
   traceDecoder,
   traceEncoder,
 } from '../src/index.js';
-import { maxAbsDiff, ort, session } from './ort.js';
+import { maxAbsDiff, ort, session, decoderFeeds } from './ort.js';
 
 const f32 = (t: tf.Tensor) => new ort.Tensor('float32', t.dataSync() as Float32Array, t.shape);
 
@@ -76,18 +76,7 @@ function suite(config: McpMedsamConfig) {
     const s = await session(built.bytes);
     for (let i = 0; i < 2; i++) {
       const x = inputs[i];
-      const out = await s.run({
-        image_embeddings: f32(x.imageEmbeddings),
-        boxes: f32(x.boxes),
-        clip_image: f32(x.clipImage),
-        clip_text: f32(x.clipText),
-        category_idx: new ort.Tensor(
-          'int64',
-          BigInt64Array.from(x.categoryIdx.dataSync(), (v) => BigInt(v)),
-          x.categoryIdx.shape,
-        ),
-        crops: f32(x.crops),
-      });
+      const out = await s.run(decoderFeeds(x));
       const d0 = maxAbsDiff(out.low_res_logits.data as Float32Array, runs[i].results[0].dataSync());
       const d1 = maxAbsDiff(out.iou.data as Float32Array, runs[i].results[1].dataSync());
       console.log(`wasm ${config.name} decoder batch ${i + 1}: max abs diff logits ${d0} iou ${d1}`);
