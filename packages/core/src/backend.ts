@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { tf } from './tf.js';
 import { registerWasmGradientKernels } from './grad/index.js';
-import { registerWasmBatchMatMul, registerWasmNormCdf } from './kernels/index.js';
+import { registerWasmKernels } from './kernels/index.js';
 import { BackendError } from './errors.js';
 
 /** The tensor backends in order of preference. */
@@ -81,8 +81,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     if (await activate(name)) {
       await tf.ready();
       registerWasmGradientKernels();
-      registerWasmBatchMatMul();
-      registerWasmNormCdf();
+      registerWasmKernels();
       current = { requested, name, tfName: tf.getBackend() };
       log?.(`[mcp-medsam] tensor backend: ${name}${requested === 'auto' ? '' : ' (forced)'}`);
       return current;

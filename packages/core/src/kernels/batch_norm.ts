@@ -5,7 +5,13 @@
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
 import { WASM_BASE64 } from './generated/batch_norm.js';
-import { offsetOf, wasmExports, type WasmBackendLike } from './wasm_module.js';
+import {
+  kernelsRegistered,
+  offsetOf,
+  registerModuleKernels,
+  wasmExports,
+  type WasmBackendLike,
+} from './wasm_module.js';
 
 export const BN_TRAIN_KERNEL = 'McpBatchNormTrain';
 export const BN_GRAD_KERNEL = 'McpBatchNormGrad';
@@ -114,20 +120,12 @@ const backwardKernel = (({ inputs, backend }) => {
 
 /** Registers the two kernels for wasm when the SIMD module can be instantiated. Idempotent. */
 export function registerWasmBatchNorm(): void {
-  if (tf.getBackend() !== 'wasm') return;
-  if (!wasmExports(tf.backend() as unknown as WasmBackendLike, WASM_BASE64)) return;
-  for (const [kernelName, kernelFunc] of [
-    [BN_TRAIN_KERNEL, forwardKernel],
-    [BN_GRAD_KERNEL, backwardKernel],
-  ] as const) {
-    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
-  }
+  registerModuleKernels(WASM_BASE64, { [BN_TRAIN_KERNEL]: forwardKernel, [BN_GRAD_KERNEL]: backwardKernel });
 }
 
 /** Whether the fused batch-norm kernels run on the active backend. */
 export function hasBatchNormKernels(): boolean {
-  const backend = tf.getBackend();
-  return !!tf.getKernel(BN_TRAIN_KERNEL, backend) && !!tf.getKernel(BN_GRAD_KERNEL, backend);
+  return kernelsRegistered(BN_TRAIN_KERNEL, BN_GRAD_KERNEL);
 }
 
 /** y, x̂ and the per-channel mean, biased variance and 1/σ through the fused kernel. */

@@ -6,7 +6,13 @@
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
 import { WASM_BASE64 } from './generated/gelu.js';
-import { offsetOf, wasmExports, type WasmBackendLike } from './wasm_module.js';
+import {
+  kernelsRegistered,
+  offsetOf,
+  registerModuleKernels,
+  wasmExports,
+  type WasmBackendLike,
+} from './wasm_module.js';
 
 export const GELU_KERNEL = 'McpGelu';
 export const GELU_GRAD_KERNEL = 'McpGeluGrad';
@@ -44,18 +50,10 @@ const geluGradKernel = (({ inputs, backend }) => {
 
 /** Registers McpGelu and McpGeluGrad for wasm when the SIMD module can be instantiated. Idempotent. */
 export function registerWasmGelu(): void {
-  if (tf.getBackend() !== 'wasm') return;
-  if (!wasmExports(tf.backend() as unknown as WasmBackendLike, WASM_BASE64)) return;
-  for (const [kernelName, kernelFunc] of [
-    [GELU_KERNEL, geluKernel],
-    [GELU_GRAD_KERNEL, geluGradKernel],
-  ] as const) {
-    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
-  }
+  registerModuleKernels(WASM_BASE64, { [GELU_KERNEL]: geluKernel, [GELU_GRAD_KERNEL]: geluGradKernel });
 }
 
 /** Whether the fused GELU kernels run on the active backend. */
 export function hasGeluKernels(): boolean {
-  const backend = tf.getBackend();
-  return !!tf.getKernel(GELU_KERNEL, backend) && !!tf.getKernel(GELU_GRAD_KERNEL, backend);
+  return kernelsRegistered(GELU_KERNEL, GELU_GRAD_KERNEL);
 }

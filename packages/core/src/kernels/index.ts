@@ -3,3 +3,16 @@ export { registerWasmNormCdf, normCdf, NORM_CDF_KERNEL } from './norm_cdf.js';
 export { registerWasmGelu, hasGeluKernels, GELU_KERNEL, GELU_GRAD_KERNEL } from './gelu.js';
 export { depthwiseFilterGradWasm } from './depthwise_filter.js';
 export { registerWasmBatchNorm, hasBatchNormKernels, BN_TRAIN_KERNEL, BN_GRAD_KERNEL } from './batch_norm.js';
+
+import { registerWasmBatchMatMul } from './batch_matmul.js';
+import { registerWasmBatchNorm } from './batch_norm.js';
+import { registerWasmGelu } from './gelu.js';
+import { registerWasmNormCdf } from './norm_cdf.js';
+
+/** Registers every wasm SIMD kernel of this folder (only where the wasm backend is active). */
+export function registerWasmKernels(): void {
+  registerWasmBatchMatMul();
+  registerWasmNormCdf();
+  registerWasmGelu();
+  registerWasmBatchNorm();
+}

@@ -1,6 +1,7 @@
 // Small wasm SIMD kernels that work in tfjs-backend-wasm's own memory (no copies): each .wat
 // module in packages/core/wasm imports the backend's memory and is instantiated once per memory.
-import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { tf } from '../tf.js';
 
 export interface WasmBackendLike {
   wasm: { asm?: { memory?: WebAssembly.Memory } };
@@ -34,4 +35,21 @@ export function wasmExports(backend: WasmBackendLike, base64: string): WebAssemb
 /** Byte offset of a tensor's data in the backend's memory (unsigned: offsets can pass 2 GiB). */
 export function offsetOf(backend: WasmBackendLike, t: TensorInfo): number {
   return backend.dataIdMap.get(t.dataId).memoryOffset >>> 0;
+}
+
+/**
+ * Registers the kernels of one .wat module for wasm when the wasm backend is active and the module
+ * can be instantiated on its memory (missing wasm SIMD: tfjs's own kernels stay). Idempotent.
+ */
+export function registerModuleKernels(base64: string, kernels: Record<string, KernelFunc>): void {
+  if (tf.getBackend() !== 'wasm') return;
+  if (!wasmExports(tf.backend() as unknown as WasmBackendLike, base64)) return;
+  for (const [kernelName, kernelFunc] of Object.entries(kernels))
+    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+}
+
+/** Whether every named kernel is registered for the active backend. */
+export function kernelsRegistered(...names: string[]): boolean {
+  const backend = tf.getBackend();
+  return names.every((n) => !!tf.getKernel(n, backend));
 }
