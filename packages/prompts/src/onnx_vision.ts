@@ -109,16 +109,22 @@ function validateLayout(
     fail(`no output '${outputName}' (outputs: ${session.outputNames.join(', ') || 'none'})`);
   }
   const layout: ModelLayout = { fixedBatch: null, dim: null };
-  const inMeta = session.inputMetadata?.find((m) => m.name === inputName);
-  if (inMeta) {
-    if (!inMeta.isTensor || inMeta.type !== 'float32') {
-      fail(
-        `input '${inputName}' must be a float32 tensor, got ${inMeta.isTensor ? inMeta.type : 'a non-tensor'}`,
-      );
-    }
-    // An empty shape means the model declares none (onnxruntime also drops a declared shape that
-    // conflicts with the inferred one): the first run then tells.
-    const shape = (inMeta as Ort.InferenceSession.TensorValueMetadata).shape;
+  /** The declared shape of a float32 tensor input or output, or null when it declares nothing. */
+  const float32Shape = (
+    kind: 'input' | 'output',
+    name: string,
+    meta: readonly Ort.InferenceSession.ValueMetadata[] | undefined,
+  ): readonly (number | string)[] | null => {
+    const m = meta?.find((x) => x.name === name);
+    if (!m) return null;
+    if (!m.isTensor || m.type !== 'float32')
+      fail(`${kind} '${name}' must be a float32 tensor, got ${m.isTensor ? m.type : 'a non-tensor'}`);
+    return (m as Ort.InferenceSession.TensorValueMetadata).shape;
+  };
+  // An empty shape means the model declares none (onnxruntime also drops a declared shape that
+  // conflicts with the inferred one): the first run then tells.
+  const shape = float32Shape('input', inputName, session.inputMetadata);
+  if (shape) {
     const want = [3, size, size];
     const ok =
       shape.length === 0 ||
@@ -126,20 +132,14 @@ function validateLayout(
     if (!ok) fail(`input '${inputName}' has shape ${fmtShape(shape)}, expected [batch, 3, ${size}, ${size}]`);
     if (shape.length && !isDynamic(shape[0])) layout.fixedBatch = shape[0] as number;
   }
-  const outMeta = session.outputMetadata?.find((m) => m.name === outputName);
-  if (outMeta) {
-    if (!outMeta.isTensor || outMeta.type !== 'float32') {
-      fail(
-        `output '${outputName}' must be a float32 tensor, got ${outMeta.isTensor ? outMeta.type : 'a non-tensor'}`,
-      );
+  const outShape = float32Shape('output', outputName, session.outputMetadata);
+  if (outShape) {
+    if (outShape.length !== 0 && outShape.length !== 2) {
+      fail(`output '${outputName}' has shape ${fmtShape(outShape)}, expected [batch, dim]`);
     }
-    const shape = (outMeta as Ort.InferenceSession.TensorValueMetadata).shape;
-    if (shape.length !== 0 && shape.length !== 2) {
-      fail(`output '${outputName}' has shape ${fmtShape(shape)}, expected [batch, dim]`);
-    }
-    if (shape.length === 2 && !isDynamic(shape[1])) {
-      if ((shape[1] as number) <= 0) fail(`output '${outputName}' has feature width ${shape[1]}`);
-      layout.dim = shape[1] as number;
+    if (outShape.length === 2 && !isDynamic(outShape[1])) {
+      if ((outShape[1] as number) <= 0) fail(`output '${outputName}' has feature width ${outShape[1]}`);
+      layout.dim = outShape[1] as number;
     }
   }
   return layout;
