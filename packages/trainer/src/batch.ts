@@ -150,3 +150,30 @@ export function batchFromSamples(
     categoryIdx: tf.tensor1d(cat, 'int32'),
   };
 }
+
+/** Where a batch's frozen CLIP features come from: the image tower and the text table. */
+export interface ClipProviders {
+  vision: { embed(pixels: Float32Array, n: number): Promise<Float32Array> };
+  text: { get(text: string): Float32Array };
+}
+
+/**
+ * A batch from samples, with their CLIP features computed: each sample's 224² crop through the
+ * image tower (one call for the batch), its "<Modality> Image" text from the table.
+ */
+export async function batchWithClip(
+  samples: readonly TrainingSample[],
+  clip: ClipProviders,
+): Promise<TrainBatch> {
+  const n = samples.length;
+  const per = 3 * 224 * 224;
+  const pixels = new Float32Array(n * per);
+  samples.forEach((s, i) => {
+    if (!s.crop224) throw new InputError('the samples were built without the 224 crop (crop224: false)');
+    pixels.set(s.crop224, i * per);
+  });
+  const image = await clip.vision.embed(pixels, n);
+  const text = new Float32Array(n * 512);
+  samples.forEach((s, i) => text.set(clip.text.get(s.text), i * 512));
+  return batchFromSamples(samples, image, text);
+}

@@ -6,9 +6,10 @@
  * and best weights, `log.jsonl` and the loss curve. Ctrl-C finishes the current step, writes a
  * checkpoint and returns.
  */
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend, InputError, nn, tf } from '@mcp-medsam/core';
+import { writeFileAtomic } from '@mcp-medsam/io';
 import { McpMedsam, getPreset, saveWeights } from '@mcp-medsam/model';
 import {
   CachedImageFeatures,
@@ -24,10 +25,9 @@ import {
   uniformSlices,
   type CaseIndex,
   type Loader,
-  type LoadedSample,
   type Sampler,
 } from '@mcp-medsam/samplers';
-import { batchFromSamples, disposeBatch, type TrainBatch } from './batch.js';
+import { batchWithClip, disposeBatch, type ClipProviders, type TrainBatch } from './batch.js';
 import type { TrainConfig } from './config.js';
 import { initWeights, type InitReport } from './init_weights.js';
 import { writeLossCurve } from './loss_curve.js';
@@ -57,7 +57,7 @@ export interface TrainHooks {
   /** Called after every epoch with its mean loss (and the validation scores when validated). */
   onEpoch?(epoch: number, meanLoss: number, lr: number, validation?: ValidationResult): void;
   /** Replaces the ONNX/JSON CLIP providers (tests, custom towers). */
-  clip?: { vision: ImageFeatureProvider; text: { get(text: string): Float32Array } };
+  clip?: ClipProviders & { vision: ImageFeatureProvider };
   /** Asked after every step; true stops the run as Ctrl-C does (checkpoint, then return). */
   shouldStop?(): boolean;
   /** Messages for the user (default: stderr). */
@@ -67,6 +67,7 @@ export interface TrainHooks {
 export interface TrainResult {
   steps: number;
   epochs: number;
+  /** Loss of every step of the run so far (a resumed run includes the steps before its checkpoint). */
   stepLosses: number[];
   epochLosses: number[];
   interrupted: boolean;
@@ -89,24 +90,6 @@ function makeSampler(kind: TrainConfig['sampler'], index: CaseIndex, seed: numbe
   if (kind === 'uniform-cases') return uniformCases(index, { seed });
   if (kind === 'uniform-slices') return uniformSlices(index, { seed });
   return modalityBalanced(index, { seed });
-}
-
-/** CLIP features of a batch's samples: the 224 crops through the image tower, the texts from the table. */
-async function clipFeatures(
-  samples: LoadedSample[],
-  clip: NonNullable<TrainHooks['clip']>,
-): Promise<{ image: Float32Array; text: Float32Array }> {
-  const n = samples.length;
-  const per = 3 * 224 * 224;
-  const pixels = new Float32Array(n * per);
-  samples.forEach((s, i) => {
-    if (!s.sample.crop224) throw new InputError('the loader built samples without the 224 crop');
-    pixels.set(s.sample.crop224, i * per);
-  });
-  const image = await clip.vision.embed(pixels, n);
-  const text = new Float32Array(n * 512);
-  samples.forEach((s, i) => text.set(clip.text.get(s.sample.text), i * 512));
-  return { image, text };
 }
 
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -160,6 +143,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   }
   model.train().setGradientCheckpointing(config.gradientCheckpointing);
   await writeFile(path.join(out, RUN_FILES.config), JSON.stringify(config, null, 2) + '\n');
+  const stepLosses = await startLog(path.join(out, RUN_FILES.log), loop.step);
 
   const ownClip = !hooks.clip;
   const clip = hooks.clip ?? {
@@ -190,7 +174,6 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     loop.step,
     (config.progress ?? process.stderr.isTTY) ? process.stderr : null,
   );
-  const stepLosses: number[] = [];
   const epochEnds = loop.epochLosses.map((_, i) => (i + 1) * stepsPerEpoch);
   const checkpoint = () =>
     saveRunCheckpoint(path.join(out, RUN_FILES.checkpoint), {
@@ -231,11 +214,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       for (let micro = 0; micro < config.accumulate; micro++) {
         const r = await loader.next();
         if (r.done) throw new InputError('the loader ended before the run did');
-        const feats = await clipFeatures(r.value.samples, clip);
-        const batch: TrainBatch = batchFromSamples(
+        const batch: TrainBatch = await batchWithClip(
           r.value.samples.map((s) => s.sample),
-          feats.image,
-          feats.text,
+          clip,
         );
         n += r.value.samples.length;
         try {
@@ -335,6 +316,25 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     init,
     backend,
   };
+}
+
+/**
+ * Starts `log.jsonl` at step `upTo`: a fresh run empties it; a resumed run keeps the lines up to
+ * its checkpoint and drops those of steps after it (written before a crash, and about to be run
+ * again), so every step appears once. Returns the kept steps' losses, for the loss curve.
+ */
+async function startLog(file: string, upTo: number): Promise<number[]> {
+  let kept: StepLog[] = [];
+  if (upTo > 0) {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    kept = text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as StepLog)
+      .filter((l) => l.step <= upTo);
+  }
+  await writeFileAtomic(file, new TextEncoder().encode(kept.map((l) => JSON.stringify(l) + '\n').join('')));
+  return kept.map((l) => l.loss);
 }
 
 function addLosses(a: LossValues, b: LossValues): LossValues {

@@ -16,7 +16,7 @@ import {
 import { dice, surfaceDiceAtTolerance, surfaceDistances2d, unionBox } from '@mcp-medsam/metrics';
 import type { McpMedsam } from '@mcp-medsam/model';
 import { buildCaseIndex } from '@mcp-medsam/samplers';
-import { batchFromSamples, disposeBatch, forwardInputs } from './batch.js';
+import { batchWithClip, disposeBatch, forwardInputs, type ClipProviders } from './batch.js';
 
 export interface ValidationSet {
   samples: TrainingSample[];
@@ -58,10 +58,7 @@ export async function buildValidationSet(dir: string, maxCases = Infinity): Prom
 export async function validate(
   model: McpMedsam,
   set: ValidationSet,
-  clip: {
-    vision: { embed(pixels: Float32Array, n: number): Promise<Float32Array> };
-    text: { get(t: string): Float32Array };
-  },
+  clip: ClipProviders,
   batchSize = 4,
 ): Promise<ValidationResult> {
   const wasTraining = model.training;
@@ -72,12 +69,7 @@ export async function validate(
   try {
     for (let i = 0; i < set.samples.length; i += batchSize) {
       const chunk = set.samples.slice(i, i + batchSize);
-      const pixels = new Float32Array(chunk.length * 3 * 224 * 224);
-      chunk.forEach((s, k) => pixels.set(s.crop224!, k * 3 * 224 * 224));
-      const image = await clip.vision.embed(pixels, chunk.length);
-      const text = new Float32Array(chunk.length * 512);
-      chunk.forEach((s, k) => text.set(clip.text.get(s.text), k * 512));
-      const batch = batchFromSamples(chunk, image, text);
+      const batch = await batchWithClip(chunk, clip);
       let logits: Float32Array;
       try {
         const out = model.forward(forwardInputs(batch));

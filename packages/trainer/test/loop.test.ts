@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -61,7 +61,10 @@ describe('train (tiny preset, shared/data/npz, CLIP stand-in)', () => {
     expect(first.steps).toBe(3);
     const ck = await readRunCheckpoint(path.join(b, RUN_FILES.checkpoint));
     expect(ck.meta.loop.step).toBe(3);
+    // a step logged after the checkpoint (as a crash would leave it) is dropped on resume
+    appendFileSync(path.join(b, RUN_FILES.log), JSON.stringify({ step: 4, loss: 99 }) + '\n');
     const second = await train(base(b, { steps: 5, resume: true }), { log: () => {} });
+    expect(second.stepLosses).toEqual(full.stepLosses);
     expect(second.steps).toBe(5);
 
     const la = logs(a);
@@ -125,11 +128,9 @@ describe('parseTrainConfig', () => {
         lr: 'a',
       }),
     ).toThrow(/batchSize[\s\S]*lr|lr[\s\S]*batchSize/);
-    try {
-      parseTrainConfig({ data: 'd', out: 'o', clipVision: 'v', clipText: 't', presett: 'x' });
-    } catch (e) {
-      expect(String((e as Error).message)).toMatch(/presett/);
-    }
+    expect(() =>
+      parseTrainConfig({ data: 'd', out: 'o', clipVision: 'v', clipText: 't', presett: 'x' }),
+    ).toThrow(/presett/);
     expect(() => parseTrainConfig({ out: 'o', clipVision: 'v', clipText: 't' })).toThrow(/data/);
   });
 
