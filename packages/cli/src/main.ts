@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { registerConvert } from './commands/convert.js';
 import { registerDemo } from './commands/demo.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerExport } from './commands/export.js';
+import { registerInfer } from './commands/infer.js';
 import { registerForward } from './commands/forward.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerTrain } from './commands/train.js';
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerTrain(program);
   registerTrainStep(program);
+  registerExport(program);
+  registerInfer(program);
   return program;
 }
 

@@ -151,6 +151,8 @@ function disposeAll(...groups: (tf.Tensor[] | DecoderTensors | tf.Tensor)[]): vo
 export interface ExportGraphOptions {
   /** The two batch sizes traced (default [1, 2]). */
   batches?: [number, number];
+  /** Dynamic int8 quantization of the large MatMul and Conv weights. */
+  quantize?: 'int8';
 }
 
 /** The image encoder as an ONNX model: `image` (N,3,256,256) → `image_embeddings` (N,C,64,64). */
@@ -167,7 +169,8 @@ export function exportEncoder(model: McpMedsam, options: ExportGraphOptions = {}
     inputs: ENCODER_INPUTS.map((name) => ({ name })),
     outputs: [...ENCODER_OUTPUTS],
     batches: [b1, b2],
-    metadata: { preset: model.config.name },
+    metadata: { preset: model.config.name, ...(options.quantize ? { quantization: options.quantize } : {}) },
+    ...(options.quantize ? { quantize: options.quantize } : {}),
   });
 }
 
@@ -185,7 +188,8 @@ export function exportDecoder(model: McpMedsam, options: ExportGraphOptions = {}
     inputs: DECODER_INPUTS.map((name) => ({ name, dtype: name === 'category_idx' ? 'int64' : undefined })),
     outputs: [...DECODER_OUTPUTS],
     batches: [b1, b2],
-    metadata: { preset: model.config.name },
+    metadata: { preset: model.config.name, ...(options.quantize ? { quantization: options.quantize } : {}) },
+    ...(options.quantize ? { quantize: options.quantize } : {}),
   });
 }
 
@@ -223,6 +227,7 @@ export function exportOnnx(model: McpMedsam, options: ExportOnnxOptions): Export
     version: 1,
     producer: PRODUCER,
     preset: c.name,
+    quantization: options.quantize ?? null,
     opset: OPSET,
     irVersion: IR_VERSION,
     files: {

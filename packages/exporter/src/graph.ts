@@ -9,6 +9,8 @@ import type { OpContext } from './onnx/ops.js';
 import { KERNELS } from './onnx/ops.js';
 import type { NodeProto, OnnxDataType, ValueInfoProto } from './onnx/proto.js';
 import { encodeModel } from './onnx/proto.js';
+import { canonicalizeGelu, fuseLayerNorm } from './onnx/fuse.js';
+import { quantizeInt8, type QuantizeReport } from './onnx/quantize.js';
 
 export const OPSET = 17;
 export const IR_VERSION = 8;
@@ -30,6 +32,8 @@ export interface BuildOptions {
   batchName?: string;
   metadata?: Record<string, string>;
   docString?: string;
+  /** Dynamic int8 quantization of the large MatMul and Conv weights (onnx/quantize.ts). */
+  quantize?: 'int8';
 }
 
 export interface BuiltGraph {
@@ -40,6 +44,10 @@ export interface BuiltGraph {
   kernels: Record<string, number>;
   /** ONNX op type → count after simplification. */
   ops: Record<string, number>;
+  /** Chains rewritten for onnxruntime's fused kernels (onnx/fuse.ts). */
+  fused: { gelu: number; layerNorm: number };
+  /** Layers rewritten to int8, when quantized. */
+  quantized: QuantizeReport | null;
   /** Initializer names: state-dict keys, or the key a folded constant comes from plus its kernels. */
   initializers: string[];
 }
@@ -258,6 +266,11 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
   const outNames = outputs.map((o) => o.name);
   let nodes = removeIdentities(g.nodes, new Set(outNames));
   nodes = cancelTransposes(nodes);
+  const fused = { gelu: canonicalizeGelu(nodes, g), layerNorm: fuseLayerNorm(nodes, g) };
+  let quantized: QuantizeReport | null = null;
+  if (options.quantize === 'int8') ({ nodes, report: quantized } = quantizeInt8(nodes, g));
+  else if (options.quantize !== undefined)
+    throw new Error(`unknown quantization '${options.quantize as string}'`);
   const pruned = prune(nodes, outNames);
   nodes = pruned.nodes;
   const initializers = g.tensorProtos().filter((t) => pruned.used.has(t.name));
@@ -272,5 +285,14 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
     graph: { name: options.name, nodes, initializers, inputs, outputs, docString: options.docString },
     metadata: options.metadata,
   });
-  return { bytes, inputs, outputs, kernels, ops, initializers: initializers.map((t) => t.name) };
+  return {
+    bytes,
+    inputs,
+    outputs,
+    kernels,
+    ops,
+    fused,
+    quantized,
+    initializers: initializers.map((t) => t.name),
+  };
 }

@@ -57,7 +57,7 @@ async function check(
 const f32 = (t: tf.Tensor) => new ort.Tensor('float32', t.dataSync() as Float32Array, t.shape);
 
 describe('image encoder (tiny)', () => {
-  it('matches tfjs at batch 1 and 3 with a dynamic batch', async () => {
+  it('matches tfjs at batch 1 and 3 with a dynamic batch', { timeout: 600_000 }, async () => {
     const images = [exampleImage(1), exampleImage(3)];
     const runs = images.map((im) => traceEncoder(model, im));
     const built = buildOnnx(runs[0].trace, runs[1].trace, {
@@ -89,7 +89,7 @@ describe('image encoder (tiny)', () => {
 });
 
 describe('prompt decoder (tiny)', () => {
-  it('matches tfjs at batch 1 and 3 with a dynamic batch', async () => {
+  it('matches tfjs at batch 1 and 3 with a dynamic batch', { timeout: 600_000 }, async () => {
     const inputs = [exampleDecoderInputs(model, 1), exampleDecoderInputs(model, 3)];
     const runs = inputs.map((x) => traceDecoder(model, x));
     const traces: Trace[] = runs.map((r) => r.trace);

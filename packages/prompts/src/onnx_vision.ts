@@ -4,27 +4,13 @@
  * `get_image_features` without reimplementing a ViT; the stand-in of the test fixtures has the same
  * input and output names and shapes.
  */
-import { stat } from 'node:fs/promises';
 import type * as Ort from 'onnxruntime-node';
-import { BackendError, FormatError, InputError, MedsamError } from '@mcp-medsam/core/common';
+import { FormatError, InputError, MedsamError } from '@mcp-medsam/core/common';
+import { openOrtSession, type OrtModule, type OrtSessionOptions } from './onnx_session.js';
 import { CLIP_IMAGE_SIZE, checkImageBatch, pixelsPerImage, type ImageFeatureProvider } from './provider.js';
 
-/** An onnxruntime execution provider: a name ('cpu', 'cuda', ...) or a name with its options. */
-export type OnnxExecutionProvider =
-  | 'cpu'
-  | 'cuda'
-  | (string & {})
-  | { readonly name: string; readonly [option: string]: unknown };
-
 /** Options of {@link OnnxClipVision.create}. */
-export interface OnnxClipVisionOptions {
-  /** Threads inside one operator (`intraOpNumThreads`); onnxruntime's default uses every core. */
-  threads?: number;
-  /**
-   * Execution providers in order of preference; default `['cpu']`. 'cuda' needs onnxruntime's CUDA
-   * libraries, which the CPU install does not download.
-   */
-  executionProviders?: readonly OnnxExecutionProvider[];
+export interface OnnxClipVisionOptions extends OrtSessionOptions {
   /** Name of the model input (default 'pixel_values'). */
   inputName?: string;
   /** Name of the model output (default 'image_embeds', or the model's only output). */
@@ -42,20 +28,6 @@ export class OnnxRunError extends MedsamError {
   }
 }
 
-type OrtModule = typeof Ort;
-
-/**
- * Load onnxruntime-node on first use only: the native library is large and packages that only
- * need the text table (or a cached provider fed by something else) should not pay for it.
- */
-async function loadOrt(): Promise<OrtModule> {
-  try {
-    return await import('onnxruntime-node');
-  } catch (e) {
-    throw new BackendError(`cannot load onnxruntime-node (${(e as Error).message})`);
-  }
-}
-
 function checkPositiveInt(value: number | undefined, name: string, file: string): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value <= 0)) {
     throw new InputError(`OnnxClipVision: ${name} must be a positive integer, got ${value}`, { file });
@@ -69,11 +41,6 @@ function isDynamic(d: number | string): boolean {
 
 function fmtShape(shape: readonly (number | string)[]): string {
   return `[${shape.map((d) => (typeof d === 'string' ? `'${d}'` : d)).join(', ')}]`;
-}
-
-/** Where a failed session creation comes from: the requested provider, or the file itself. */
-function isProviderFailure(message: string): boolean {
-  return /ExecutionProvider|backend not found|no available backend/i.test(message);
 }
 
 /** What the model's metadata says about the batch axis and the feature width. */
@@ -199,33 +166,7 @@ export class OnnxClipVision implements ImageFeatureProvider {
     checkPositiveInt(imageSize, 'imageSize', file);
     const inputName = options.inputName ?? 'pixel_values';
 
-    try {
-      const info = await stat(file);
-      if (!info.isFile()) throw new InputError('cannot read ONNX model (not a regular file)', { file });
-    } catch (e) {
-      if (e instanceof InputError) throw e;
-      const err = e as NodeJS.ErrnoException;
-      const why = err.code === 'ENOENT' ? 'no such file' : err.message;
-      throw new InputError(`cannot read ONNX model (${why})`, { file, cause: e });
-    }
-
-    const ort = await loadOrt();
-    const providers = options.executionProviders ?? ['cpu'];
-    const sessionOptions: Ort.InferenceSession.SessionOptions = {
-      executionProviders: providers as Ort.InferenceSession.ExecutionProviderConfig[],
-      ...(options.threads !== undefined ? { intraOpNumThreads: options.threads } : {}),
-    };
-    let session: Ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(file, sessionOptions);
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (isProviderFailure(msg)) {
-        const names = providers.map((p) => (typeof p === 'string' ? p : p.name)).join(', ');
-        throw new BackendError(`${file}: cannot run on execution providers [${names}] (${msg})`);
-      }
-      throw new FormatError(`cannot load ONNX model (${msg})`, { file, cause: e });
-    }
+    const { ort, session } = await openOrtSession(file, options);
 
     try {
       const outputName =

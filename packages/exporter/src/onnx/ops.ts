@@ -107,6 +107,18 @@ function matMul(c: OpContext, output: string): void {
   let b = c.input('b');
   if (attr<boolean>(c, 'transposeA')) a = swapLast(g, a, c.inMeta('a').shape.length);
   if (attr<boolean>(c, 'transposeB')) b = swapLast(g, b, c.inMeta('b').shape.length);
+  // tfjs batches a weight as (1, K, N); as a 2D constant onnxruntime pre-packs it once instead of
+  // treating the product as a batch of one. Same result when `a` has at least the weight's rank.
+  const bShape = c.inMeta('b').shape;
+  if (
+    g.initializers.has(b) &&
+    bShape.length > 2 &&
+    bShape.slice(0, -2).every((d) => d === 1) &&
+    c.inMeta('a').shape.length >= bShape.length
+  ) {
+    const init = g.initializers.get(b)!;
+    b = g.reshapeConst(b, init.dims.slice(-2));
+  }
   g.op('MatMul', [a, b], {}, output);
 }
 

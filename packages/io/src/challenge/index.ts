@@ -148,7 +148,8 @@ export function validateChallengeCase(
         const lo = row[j];
         const hi = row[j + half];
         if (hi < lo) fail(`${txt} is inverted (${ax}_max < ${ax}_min)`);
-        if (hi === lo) fail(`${txt} is empty (${ax}_max = ${ax}_min)`);
+        // A 3D box may span a single slice (z_max = z_min); in x and y that would select no pixel.
+        if (hi === lo && ax !== 'z') fail(`${txt} is empty (${ax}_max = ${ax}_min)`);
         // Max coordinates may equal the size: inference crops half-open ranges [min:max].
         if (lo < 0 || hi > limit[ax]) fail(`${txt} is out of bounds (${ax} must lie in [0, ${limit[ax]}])`);
       });

@@ -1,0 +1,87 @@
+/**
+ * `manifest.json` of an export directory (written by `@mcp-medsam/exporter`): which files hold
+ * the two graphs and the sizes the runtime needs to feed them.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { FormatError, InputError } from '@mcp-medsam/core/common';
+
+export const MANIFEST_FILE = 'manifest.json';
+
+/** Input names of the prompt decoder graph, in the order the exporter writes them. */
+export const DECODER_INPUT_NAMES = [
+  'image_embeddings',
+  'boxes',
+  'clip_image',
+  'clip_text',
+  'category_idx',
+  'crops',
+] as const;
+
+/** What the runtime reads from a manifest. */
+export interface ExportManifest {
+  preset: string;
+  /** Absolute paths of the two graphs. */
+  encoderFile: string;
+  decoderFile: string;
+  embedDim: number;
+  embeddingSize: number;
+  clipDim: number;
+  /** 'int8' when the weights were quantized, else null. */
+  quantization: string | null;
+}
+
+function need<T>(ok: boolean, value: T, what: string, file: string): T {
+  if (!ok) throw new FormatError(`${MANIFEST_FILE}: ${what}`, { file });
+  return value;
+}
+
+/** Read and check `<dir>/manifest.json`. */
+export async function readManifest(dir: string): Promise<ExportManifest> {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no manifest.json: not an export directory' : err.message;
+    throw new InputError(`cannot read the export (${why})`, { file, cause: e });
+  }
+  let m: Record<string, any>;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(`${MANIFEST_FILE} is not JSON (${(e as Error).message})`, { file, cause: e });
+  }
+  need(m?.format === 'mcp-medsam-onnx', 0, `format must be 'mcp-medsam-onnx', got ${m?.format}`, file);
+  need(m.version === 1, 0, `unsupported version ${m.version}`, file);
+  const pre = m.preprocessing ?? {};
+  const int = (v: unknown, what: string) =>
+    need(
+      Number.isSafeInteger(v) && (v as number) > 0,
+      v as number,
+      `${what} must be a positive integer`,
+      file,
+    );
+  const graph = (key: string) => {
+    const f = m.files?.[key]?.file;
+    need(typeof f === 'string' && f.length > 0, 0, `files.${key}.file is missing`, file);
+    return path.resolve(dir, f as string);
+  };
+  const decInputs = (m.files?.prompt_decoder?.inputs ?? []).map((x: { name: string }) => x.name);
+  need(
+    JSON.stringify(decInputs) === JSON.stringify(DECODER_INPUT_NAMES),
+    0,
+    `prompt_decoder inputs are [${decInputs.join(', ')}], expected [${DECODER_INPUT_NAMES.join(', ')}]`,
+    file,
+  );
+  return {
+    preset: String(m.preset ?? 'unknown'),
+    encoderFile: graph('image_encoder'),
+    decoderFile: graph('prompt_decoder'),
+    embedDim: int(pre.embedDim, 'preprocessing.embedDim'),
+    embeddingSize: int(pre.embeddingSize, 'preprocessing.embeddingSize'),
+    clipDim: int(pre.clipDim, 'preprocessing.clipDim'),
+    quantization: typeof m.quantization === 'string' ? m.quantization : null,
+  };
+}
