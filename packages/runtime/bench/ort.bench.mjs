@@ -1,0 +1,140 @@
+// onnxruntime speed of the exported MCP-MedSAM (checkpoint-a, full preset), on THREADS threads:
+// the encoder and one decoder box, a one-box 2D case (fp32 and int8) and a multi-box 3D case
+// against the original's way of recomputing the embedding for every box and slice.
+// Run after `pnpm build`; needs ../shared beside the checkout. Prints one JSON line per result.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ndarray, readNpzFile } from '@mcp-medsam/io';
+import { OnnxClipVision, TextFeatureTable } from '@mcp-medsam/prompts';
+import { MedsamPredictor, OnnxEngine, exportCheckpointCached, modalityToken } from '@mcp-medsam/runtime';
+
+const ENCODER_GFLOP = 2 * 37.5; // spec §13, MACs x 2
+const DECODER_BOX_GFLOP = 2 * (21.2 + 16.9);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const shared = process.env.MCP_MEDSAM_SHARED ?? path.resolve(here, '../../../../shared');
+const checkpoint = path.join(shared, 'fixtures/model/checkpoint-a.pth');
+const cacheDir = path.join(os.tmpdir(), 'mcp-medsam-bench-exports');
+
+if (process.argv[2] === '--export') {
+  // In a child process, so that tracing the tfjs model does not count in the peak memory below.
+  for (const quantize of [undefined, 'int8'])
+    await exportCheckpointCached(checkpoint, { cacheDir, quantize });
+  process.exit(0);
+}
+
+const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+if (!existsSync(checkpoint)) {
+  process.stderr.write(`ort.bench: ${checkpoint} not found, skipped\n`);
+  process.exit(0);
+}
+const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--export'], { stdio: 'inherit' });
+if (r.status !== 0) throw new Error('export failed');
+const fp32Dir = await exportCheckpointCached(checkpoint, { cacheDir });
+const int8Dir = await exportCheckpointCached(checkpoint, { cacheDir, quantize: 'int8' });
+
+async function median(fn, n = RUNS) {
+  await fn();
+  const ms = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return ms[Math.floor(n / 2)];
+}
+
+const vision = await OnnxClipVision.create(path.join(shared, 'fixtures/clip-standin/vision.onnx'), {
+  threads: 1,
+});
+const text = await TextFeatureTable.fromFile(path.join(shared, 'fixtures/clip-standin/text-features.json'));
+const base = { threads: THREADS, cpus: os.cpus().length, cpu: os.cpus()[0]?.model };
+
+for (const [kind, dir] of [
+  ['fp32', fp32Dir],
+  ['int8', int8Dir],
+]) {
+  const engine = await OnnxEngine.load(dir, { threads: THREADS });
+  const image = Float32Array.from({ length: 3 * 256 * 256 }, (_, i) => ((i * 2654435761) % 1000) / 1000);
+  let emb;
+  const encMs = await median(async () => ([emb] = await engine.encode(image, 1)));
+  emit({ name: 'ort.encoder', weights: kind, ...base, ms: encMs, gflops: ENCODER_GFLOP / (encMs / 1000) });
+  const prompts = {
+    boxes: Float32Array.of(40, 52, 180, 200),
+    clipImage: new Float32Array(512).fill(0.05),
+    clipText: new Float32Array(512).fill(-0.05),
+    categoryIdx: Int32Array.of(3),
+    crops: new Float32Array(3 * 64 * 64).fill(0.4),
+  };
+  const decMs = await median(() => engine.decode(emb, prompts, 1));
+  emit({
+    name: 'ort.decoder.box',
+    weights: kind,
+    ...base,
+    ms: decMs,
+    gflops: DECODER_BOX_GFLOP / (decMs / 1000),
+  });
+
+  // A one-box 2D case: the e2e chest X-ray with its first box, everything included (read to mask).
+  const predictor = new MedsamPredictor(engine, vision, text);
+  const stem = '2D_XRay_cxr-pneumonia-day0';
+  const input2d = await readNpzFile(path.join(shared, `fixtures/e2e/input/${stem}.npz`));
+  const oneBox = ndarray('int64', [1, 4], input2d.boxes.data.slice(0, 4));
+  const caseMs = await median(() =>
+    predictor.segment({ imgs: input2d.imgs, boxes: oneBox, modality: modalityToken(`${stem}.npz`), dims: 2 }),
+  );
+  emit({ name: 'ort.case2d', weights: kind, ...base, boxes: 1, seconds: caseMs / 1000 });
+  if (kind === 'int8') {
+    await engine.close();
+    continue;
+  }
+
+  // A multi-box 3D case: the e2e CT volume with four boxes spanning its slices. The original
+  // encodes each slice again for every box; one box at a time with no cache reproduces that.
+  const stem3 = '3D_CT_lesion-000015';
+  const input3d = await readNpzFile(path.join(shared, `fixtures/e2e/input/${stem3}.npz`));
+  const [D, H, W] = input3d.imgs.shape;
+  const boxes = [
+    [40, 30, 0, 140, 120, D - 1],
+    [90, 60, 1, 200, 170, D - 2],
+    [20, 90, 2, 120, 190, D - 1],
+    [100, 20, 0, W - 10, 110, D - 3],
+  ];
+  const boxes3d = ndarray('int64', [boxes.length, 6], BigInt64Array.from(boxes.flat(), BigInt));
+  const modality = modalityToken(`${stem3}.npz`);
+  const t0 = performance.now();
+  const ours = await predictor.segment({ imgs: input3d.imgs, boxes: boxes3d, modality, dims: 3 });
+  const oursS = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  let calls = 0;
+  for (const b of boxes) {
+    const one = ndarray('int64', [1, 6], BigInt64Array.from(b, BigInt));
+    const r1 = await predictor.segment(
+      { imgs: input3d.imgs, boxes: one, modality, dims: 3 },
+      { embeddingCacheMB: 0 },
+    );
+    calls += r1.calls.length;
+  }
+  const perBoxS = (performance.now() - t1) / 1000;
+  emit({
+    name: 'ort.case3d',
+    weights: kind,
+    ...base,
+    shape: [D, H, W],
+    boxes: boxes.length,
+    decoderCalls: ours.calls.length,
+    slicesEncoded: ours.slices.encoded,
+    seconds: oursS,
+    originalWaySeconds: perBoxS,
+    originalWayEncodes: calls,
+    speedup: perBoxS / oursS,
+  });
+  await engine.close();
+}
+await vision.close();
+emit({ name: 'ort.peak_rss', ...base, mb: process.resourceUsage().maxRSS / 1024 });
