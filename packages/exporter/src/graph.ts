@@ -9,7 +9,7 @@ import type { OpContext } from './onnx/ops.js';
 import { KERNELS } from './onnx/ops.js';
 import type { NodeProto, OnnxDataType, ValueInfoProto } from './onnx/proto.js';
 import { encodeModel } from './onnx/proto.js';
-import { canonicalizeGelu, fuseLayerNorm } from './onnx/fuse.js';
+import { canonicalizeGelu, flattenBiasedMatMuls, fuseLayerNorm } from './onnx/fuse.js';
 import { quantizeInt8, type QuantizeReport } from './onnx/quantize.js';
 
 export const OPSET = 17;
@@ -45,7 +45,7 @@ export interface BuiltGraph {
   /** ONNX op type → count after simplification. */
   ops: Record<string, number>;
   /** Chains rewritten for onnxruntime's fused kernels (onnx/fuse.ts). */
-  fused: { gelu: number; layerNorm: number };
+  fused: { gelu: number; layerNorm: number; gemm: number };
   /** Layers rewritten to int8, when quantized. */
   quantized: QuantizeReport | null;
   /** Initializer names: state-dict keys, or the key a folded constant comes from plus its kernels. */
@@ -266,7 +266,11 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
   const outNames = outputs.map((o) => o.name);
   let nodes = removeIdentities(g.nodes, new Set(outNames));
   nodes = cancelTransposes(nodes);
-  const fused = { gelu: canonicalizeGelu(nodes, g), layerNorm: fuseLayerNorm(nodes, g) };
+  const fused = {
+    gelu: canonicalizeGelu(nodes, g),
+    layerNorm: fuseLayerNorm(nodes, g),
+    gemm: flattenBiasedMatMuls(nodes, g),
+  };
   let quantized: QuantizeReport | null = null;
   if (options.quantize === 'int8') ({ nodes, report: quantized } = quantizeInt8(nodes, g));
   else if (options.quantize !== undefined)

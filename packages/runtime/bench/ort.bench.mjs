@@ -136,5 +136,43 @@ for (const [kind, dir] of [
   });
   await engine.close();
 }
+// What int8 weights do to the masks: the e2e cases through both exports, label by label.
+const agreement = [];
+for (const stem of ['2D_XRay_cxr-pneumonia-day0', '3D_CT_lesion-000015']) {
+  const input = await readNpzFile(path.join(shared, `fixtures/e2e/input/${stem}.npz`));
+  const segs = {};
+  for (const [kind, dir] of [
+    ['fp32', fp32Dir],
+    ['int8', int8Dir],
+  ]) {
+    const p = new MedsamPredictor(await OnnxEngine.load(dir, { threads: THREADS }), vision, text);
+    const dims = stem.startsWith('3D') ? 3 : 2;
+    segs[kind] = (
+      await p.segment({ imgs: input.imgs, boxes: input.boxes, modality: modalityToken(`${stem}.npz`), dims })
+    ).segs.data;
+    await p.engine.close();
+  }
+  const labels = new Set(segs.fp32);
+  labels.delete(0);
+  for (const l of labels) {
+    let a = 0;
+    let b = 0;
+    let both = 0;
+    for (let i = 0; i < segs.fp32.length; i++) {
+      const x = segs.fp32[i] === l;
+      const y = segs.int8[i] === l;
+      a += x;
+      b += y;
+      both += x && y;
+    }
+    agreement.push({ case: stem, label: l, dsc: (2 * both) / (a + b) });
+  }
+}
+emit({
+  name: 'ort.int8_vs_fp32',
+  ...base,
+  minDsc: Math.min(...agreement.map((x) => x.dsc)),
+  labels: agreement,
+});
 await vision.close();
 emit({ name: 'ort.peak_rss', ...base, mb: process.resourceUsage().maxRSS / 1024 });

@@ -126,3 +126,29 @@ export function fuseLayerNorm(nodes: NodeProto[], g: GraphBuilder): number {
   }
   return count;
 }
+
+/**
+ * `Reshape(x, [1, M, K]) → MatMul(W (K, N)) → Add(b (N)) → Reshape` with the product flattened to
+ * `[-1, K]`: a 2D MatMul plus bias is what onnxruntime fuses into one Gemm, which adds the bias
+ * inside the product instead of in another pass over the output. The trailing Reshape restores
+ * the shape. Returns the number of rewrites.
+ */
+export function flattenBiasedMatMuls(nodes: NodeProto[], g: GraphBuilder): number {
+  const ix = index(nodes);
+  let count = 0;
+  for (const mm of nodes.filter((n) => n.opType === 'MatMul')) {
+    const w = g.initializers.get(mm.inputs[1]);
+    if (!w || w.dims.length !== 2) continue;
+    const reshape = ix.producer.get(mm.inputs[0]);
+    if (!reshape || reshape.opType !== 'Reshape' || sole(ix, reshape.outputs[0]) !== mm) continue;
+    const add = sole(ix, mm.outputs[0]);
+    const bias = add?.opType === 'Add' ? other(add, mm.outputs[0]) : undefined;
+    if (!add || !bias || g.initializers.get(bias)?.dims.length !== 1) continue;
+    const readers = ix.consumers.get(add.outputs[0]) ?? [];
+    if (!readers.length || !readers.every((r) => r.opType === 'Reshape' && r.inputs[0] === add.outputs[0]))
+      continue;
+    reshape.inputs = [reshape.inputs[0], g.i64([-1, w.dims[0]])];
+    count++;
+  }
+  return count;
+}

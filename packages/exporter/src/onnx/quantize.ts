@@ -2,12 +2,20 @@
 // and fusions expect (the same graph shape as its own `quantize_dynamic`): activations are
 // quantized to uint8 per tensor at run time (DynamicQuantizeLinear), weights are stored as 8-bit
 // integers with one scale per output channel, and the integer product is scaled back to float.
-// Depthwise and small layers stay float: they cost little and lose the most accuracy.
+// Small layers stay float: they cost little and lose the most accuracy. Convolutions stay float
+// by default: onnxruntime 1.30's ConvInteger is slower than its float NCHWc convolution here
+// (decoder 1.02 s with uint8 weights, 4.9 s with int8, 0.80 s in float; docs/benchmarks.md).
 import type { GraphBuilder } from './builder.js';
 import { DataType, type NodeProto } from './proto.js';
 
 /** Weights with fewer elements than this stay float32. */
 export const MIN_QUANTIZED_WEIGHTS = 16384;
+
+/** Which layers to quantize. */
+export interface QuantizeOptions {
+  /** Also dense convolutions, through ConvInteger (default false). */
+  convolutions?: boolean;
+}
 
 /** Counts of the layers a quantization pass rewrote. */
 export interface QuantizeReport {
@@ -57,6 +65,7 @@ function newNode(
 export function quantizeInt8(
   nodes: NodeProto[],
   g: GraphBuilder,
+  options: QuantizeOptions = {},
 ): { nodes: NodeProto[]; report: QuantizeReport } {
   const report: QuantizeReport = { matMul: 0, conv: 0 };
   const out: NodeProto[] = [];
@@ -106,7 +115,7 @@ export function quantizeInt8(
       continue;
     }
     const group = (n.attributes.group?.value as number | undefined) ?? 1;
-    if (n.opType === 'Conv' && w && w.dims.length === 4 && group === 1) {
+    if (options.convolutions && n.opType === 'Conv' && w && w.dims.length === 4 && group === 1) {
       const [o, i, kh, kw] = w.dims;
       const { codes, scales } = quantizeWeights(w.data as Float32Array, o, i * kh * kw, false);
       // onnxruntime's ConvInteger takes uint8 weights with one zero point: codes + 128.
