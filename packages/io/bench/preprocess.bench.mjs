@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '@mcp-medsam/core';
 import {
   buildTrainingSample,
+  cropContentData,
   ndarray,
   postprocessLogits,
   preprocessImage,
@@ -13,6 +14,7 @@ import {
   resizeAntialiasBilinear,
   resizeArea,
   resizeNearest,
+  setWasmKernels,
   toTensor,
 } from '../dist/index.js';
 
@@ -58,6 +60,19 @@ emit({
   case: '3x400x414->224',
   ms: time(() => resizeAntialiasBilinear(crop, 224, 224)),
 });
+// The training content crops (ToTensor + both antialiased resizes of a 400x414 box), with io's
+// WebAssembly kernel and with the JS path it replaces.
+const region = image(700, 900);
+for (const kernel of ['wasm', 'js']) {
+  setWasmKernels(kernel);
+  emit({
+    name: 'io.crop.content',
+    case: '400x414x3 box->64+224',
+    kernel,
+    ms: time(() => cropContentData(region.data, 700, 900, 3, [250, 100, 664, 500], [64, 224])),
+  });
+}
+setWasmKernels('auto');
 emit({ name: 'io.preprocess.image', case: '2604x1726x3', ms: time(() => preprocessImage(big)) });
 const logits = new Float32Array(65536).map((_, i) => Math.sin(i / 300));
 emit({

@@ -6,6 +6,7 @@ export * from './npz.js';
 export * from './fs.js';
 export * from './formats/index.js';
 export * from './resize/index.js';
+export * from './kernels/index.js';
 export * from './challenge/index.js';
 export * from './convert/index.js';
 export * from './preprocess/index.js';

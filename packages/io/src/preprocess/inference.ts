@@ -9,6 +9,7 @@ import { resizeBilinearPlanes } from '../resize/bilinear.js';
 import { hwcShape } from '../resize/common.js';
 import { resizeAreaU8 } from '../resize/inter_area.js';
 import { longestSideSize } from '../resize/longest_side.js';
+import { normalizeWasm } from '../kernels/normalize.js';
 
 /** The model's input side. */
 export const IMAGE_SIZE = 256;
@@ -62,36 +63,77 @@ export function normalizeAndPad(
   size = IMAGE_SIZE,
   out?: Float32Array,
 ): Float32Array {
-  let lo = 255;
-  let hi = 0;
-  for (let i = 0; i < resized.length; i++) {
-    const v = resized[i];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  // (x - min) / max(max - min, 1e-8) in float64, then float32 (via a 256-entry table).
+  return padNormalized(resized, newH, newW, c, normalizationTable(resized), size, out);
+}
+
+/**
+ * The min-max normalisation of uint8 content as a 256-entry table: `(v - min) / max(max - min,
+ * 1e-8)` in float64, then float32, over all values of `resized` (all channels).
+ */
+export function normalizationTable(resized: Uint8Array): Float32Array {
+  // A presence table instead of running min/max compares: those branches mispredict on image
+  // data and cost several times more than one store per value.
+  const seen = new Uint8Array(256);
+  for (let i = 0; i < resized.length; i++) seen[resized[i]] = 1;
+  let lo = 0;
+  while (lo < 255 && !seen[lo]) lo++;
+  let hi = 255;
+  while (hi > 0 && !seen[hi]) hi--;
+  if (resized.length === 0) [lo, hi] = [255, 0];
   const range = Math.max(hi - lo, 1e-8);
   const lut = new Float32Array(256);
   for (let v = lo; v <= hi; v++) lut[v] = (v - lo) / range;
+  return lut;
+}
+
+/**
+ * `lut` applied to the resized content (newH, newW, c; c = 1 is repeated to 3 channels), zero
+ * padded at the bottom and right into a float32 (3, size, size) frame, then optionally flipped
+ * along the columns and/or rows of the whole padded frame (the training flips, spec §10.2 step 8:
+ * the padding moves with them). Into `out` when given.
+ */
+export function padNormalized(
+  resized: Uint8Array,
+  newH: number,
+  newW: number,
+  c: number,
+  lut: Float32Array,
+  size = IMAGE_SIZE,
+  out?: Float32Array,
+  flips: { flipH?: boolean; flipV?: boolean } = {},
+): Float32Array {
+  if (newH > size || newW > size || resized.length < newH * newW * c)
+    throw new InputError(`preprocessImage: ${newH} x ${newW} x ${c} content does not fit the ${size} frame`);
   const plane = size * size;
+  if (out && out.length < 3 * plane) throw new InputError(`preprocessImage: output buffer too small`);
+  if (c !== 1 && c !== 3) throw new InputError(`preprocessImage: expected 1 or 3 channels, got ${c}`);
+  const wasm = normalizeWasm();
+  if (wasm) {
+    const r = wasm.pad(resized, newH, newW, c, lut, size, out, !!flips.flipH, !!flips.flipV);
+    if (r) return r;
+  }
   const image = out ?? new Float32Array(3 * plane);
-  if (image.length < 3 * plane) throw new InputError(`preprocessImage: output buffer too small`);
-  image.fill(0, 0, 3 * plane);
+  if (out) image.fill(0, 0, 3 * plane);
+  const p1 = plane;
+  const p2 = 2 * plane;
   for (let y = 0; y < newH; y++) {
     let p = y * newW * c;
-    const o = y * size;
+    const row = (flips.flipV ? size - 1 - y : y) * size;
+    // Output index of column x: o0 + dx * x.
+    const o0 = flips.flipH ? row + size - 1 : row;
+    const dx = flips.flipH ? -1 : 1;
     if (c === 3) {
-      for (let x = 0; x < newW; x++, p += 3) {
-        image[o + x] = lut[resized[p]];
-        image[plane + o + x] = lut[resized[p + 1]];
-        image[2 * plane + o + x] = lut[resized[p + 2]];
+      for (let x = 0, o = o0; x < newW; x++, p += 3, o += dx) {
+        image[o] = lut[resized[p]];
+        image[p1 + o] = lut[resized[p + 1]];
+        image[p2 + o] = lut[resized[p + 2]];
       }
     } else {
-      for (let x = 0; x < newW; x++, p++) {
+      for (let x = 0, o = o0; x < newW; x++, p++, o += dx) {
         const v = lut[resized[p]];
-        image[o + x] = v;
-        image[plane + o + x] = v;
-        image[2 * plane + o + x] = v;
+        image[o] = v;
+        image[p1 + o] = v;
+        image[p2 + o] = v;
       }
     }
   }

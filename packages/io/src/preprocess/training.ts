@@ -10,7 +10,14 @@ import type { NdArray } from '../dtype.js';
 import { resizeNearestRaw } from '../resize/inter_nearest.js';
 import { resizeAreaU8 } from '../resize/inter_area.js';
 import { longestSideSize } from '../resize/longest_side.js';
-import { bboxOfMask, cropContentData, IMAGE_SIZE, normalizeAndPad, type Box } from './inference.js';
+import {
+  bboxOfMask,
+  cropContentData,
+  IMAGE_SIZE,
+  normalizationTable,
+  padNormalized,
+  type Box,
+} from './inference.js';
 
 /** A side of a box, in the order the original draws its margins. */
 export type BoxSide = 'x0' | 'x1' | 'y0' | 'y1';
@@ -157,6 +164,8 @@ export interface PreparedLabel {
   gt256: Uint8Array;
   /** The label's bounding box at original resolution (inclusive max). */
   tightCropBox: Box;
+  /** The bounding box of `gt256` (inclusive max; null: the label vanished in the resize). */
+  tightBox256: Box | null;
 }
 
 /**
@@ -182,6 +191,7 @@ export class PreparedSlice {
   readonly labels: readonly number[];
   private readonly gt: Uint8Array | Uint16Array;
   private readonly perLabel = new Map<number, PreparedLabel>();
+  private normLut?: Float32Array;
 
   constructor(fields: {
     file: string;
@@ -214,6 +224,11 @@ export class PreparedSlice {
     this.labels = labels;
   }
 
+  /** The min-max normalisation of `resized` as a 256-entry table (computed once). */
+  get normalization(): Float32Array {
+    return (this.normLut ??= normalizationTable(this.resized));
+  }
+
   /** Approximate bytes this object keeps alive (for a cache's budget). */
   get bytes(): number {
     return this.img.byteLength + this.gt.byteLength + this.resized.byteLength + this.perLabel.size * 65_600;
@@ -232,7 +247,7 @@ export class PreparedSlice {
     const S = IMAGE_SIZE;
     const gt256 = new Uint8Array(S * S);
     for (let y = 0; y < newH; y++) gt256.set(gtSmall.subarray(y * newW, (y + 1) * newW), y * S);
-    p = { gt256, tightCropBox: bboxOfMask(gtOrig, h, w) as Box };
+    p = { gt256, tightCropBox: bboxOfMask(gtOrig, h, w) as Box, tightBox256: bboxOfMask(gt256, S, S) };
     this.perLabel.set(label, p);
     return p;
   }
@@ -340,14 +355,11 @@ export function sampleFromPreparedSlice(
   const categoryIdx = MODALITIES.indexOf(modality);
   const text = `${canonicalText ? modality : token} Image`;
 
-  // Step 5: normalise and pad the resized content.
   const S = IMAGE_SIZE;
-  const image = normalizeAndPad(prepared.resized, newH, newW, c, S);
 
   // Step 6: label.
   const label = ch.label(labels);
   const prep = prepared.label(label);
-  let gt256 = prep.gt256.slice();
 
   // Step 7: crop box at original resolution (before the flips).
   const tightCropBox = [...prep.tightCropBox] as Box;
@@ -358,27 +370,34 @@ export function sampleFromPreparedSlice(
     Math.min(w, tightCropBox[2] + r[1]),
     Math.min(h, tightCropBox[3] + r[3]),
   ];
-  // Step 8: flips of the padded 256² arrays.
+  // Step 8: flips of the padded 256² arrays (horizontal drawn first). They are applied while
+  // steps 5 and 6 build the arrays, which saves a pass over each.
   const flips = { horizontal: !!ch.flip('horizontal'), vertical: false };
-  if (flips.horizontal) {
-    flipH(image, 3, S, S);
-    flipH(gt256, 1, S, S);
-  }
   flips.vertical = !!ch.flip('vertical');
-  if (flips.vertical) {
-    flipV(image, 3, S, S);
-    gt256 = flipV(gt256, 1, S, S);
-  }
+  const fh = flips.horizontal;
+  const fv = flips.vertical;
+  // Step 5: normalise and pad the resized content.
+  const image = padNormalized(prepared.resized, newH, newW, c, prepared.normalization, S, undefined, {
+    flipH: fh,
+    flipV: fv,
+  });
+  const gt256 = flipMask(prep.gt256, S, fh, fv);
 
-  // Step 9: box prompt from the flipped gt.
-  const tightBox = bboxOfMask(gt256, S, S);
-  if (tightBox === null) {
+  // Step 9: box prompt from the flipped gt, i.e. the unflipped gt's box mirrored.
+  const t = prep.tightBox256;
+  if (t === null) {
     throw new ResampleError(
       'empty-after-resize',
       `label ${label} vanishes when resized to ${newH} x ${newW}`,
       { file },
     );
   }
+  const tightBox: Box = [
+    fh ? S - 1 - t[2] : t[0],
+    fv ? S - 1 - t[3] : t[1],
+    fh ? S - 1 - t[0] : t[2],
+    fv ? S - 1 - t[1] : t[3],
+  ];
   const q = BOX_SIDES.map((s) => margin(ch.boxMargin(s, boxShift), boxShift, 'box', file));
   const box: Box = [
     Math.max(0, tightBox[0] - q[0]),
@@ -476,24 +495,15 @@ function transpose3<T extends NdArray>(a: T, perm: number[]): T {
   return { dtype: a.dtype, shape: ns, data: out } as T;
 }
 
-/** Flip planes (planes, h, w) along the last axis, in place. */
-function flipH<A extends Float32Array | Uint8Array>(a: A, planes: number, h: number, w: number): A {
-  for (let r = 0; r < planes * h; r++) a.subarray(r * w, (r + 1) * w).reverse();
-  return a;
-}
-
-/** Flip planes (planes, h, w) along the rows, in place. */
-function flipV<A extends Float32Array | Uint8Array>(a: A, planes: number, h: number, w: number): A {
-  const tmp = a.slice(0, w) as A;
-  for (let p = 0; p < planes; p++) {
-    const base = p * h * w;
-    for (let y = 0; y < h >> 1; y++) {
-      const r0 = base + y * w;
-      const r1 = base + (h - 1 - y) * w;
-      tmp.set(a.subarray(r0, r0 + w));
-      a.copyWithin(r0, r1, r1 + w);
-      a.set(tmp, r1);
-    }
+/** A copy of a (size, size) mask flipped along the columns and/or the rows. */
+function flipMask(src: Uint8Array, size: number, flipH: boolean, flipV: boolean): Uint8Array {
+  if (!flipH && !flipV) return src.slice();
+  const out = new Uint8Array(size * size);
+  for (let y = 0; y < size; y++) {
+    const s = (flipV ? size - 1 - y : y) * size;
+    const o = y * size;
+    out.set(src.subarray(s, s + size), o);
+    if (flipH) out.subarray(o, o + size).reverse();
   }
-  return a;
+  return out;
 }

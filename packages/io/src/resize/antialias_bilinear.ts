@@ -12,6 +12,7 @@
 import { InputError } from '@mcp-medsam/core/common';
 import type { NdArray } from '../dtype.js';
 import { checkTargetSize, hwcShape, TableCache } from './common.js';
+import { antialiasWasm } from '../kernels/antialias.js';
 
 const fround = Math.fround;
 
@@ -58,7 +59,9 @@ export function antialiasTable(nIn: number, nOut: number): AaTable {
   });
 }
 
-const aaTabs = new TableCache<AaTable>();
+// Crop sides vary with the random margins, so a training run meets many (n_in, n_out) pairs:
+// a larger cache than the other resizers' keeps most of them (a table is a few KB).
+const aaTabs = new TableCache<AaTable>(512);
 
 /**
  * Resize float32 planes `(planes, h, w)` (CHW, C-order) to `(planes, outH, outW)` with the
@@ -152,7 +155,8 @@ function heightPass(
  * resize to (c, s, s) for each of `sizes`: the same numbers as `toTensorU8` + `resizeAntialiasPlanes`
  * per size, without materialising the float crop (each source row is converted once, while it is
  * in cache, and feeds the width pass of every size). `region` = [x0, y0, x1, y1], half-open,
- * non-empty and inside the image.
+ * non-empty and inside the image. Runs the WebAssembly SIMD kernel when this thread can (see
+ * `setWasmKernels`); its output is the JS path's, bit for bit.
  */
 export function resizeAntialiasRegionU8(
   src: Uint8Array,
@@ -172,6 +176,28 @@ export function resizeAntialiasRegionU8(
     );
   }
   for (const s of sizes) checkTargetSize(s, s, 'resizeAntialiasRegion');
+  const wasm = antialiasWasm();
+  if (wasm) {
+    const wTabs = sizes.map((s) => (s === cw ? null : antialiasTable(cw, s)));
+    const hTabs = sizes.map((s) => (s === ch ? null : antialiasTable(ch, s)));
+    const out = wasm.regionU8(src, w, c, region, sizes, wTabs, hTabs, !!flips.flipH, !!flips.flipV);
+    if (out) return out;
+  }
+  return regionU8Js(src, w, c, region, sizes, flips);
+}
+
+/** The JS path of `resizeAntialiasRegionU8` (arguments checked). */
+function regionU8Js(
+  src: Uint8Array,
+  w: number,
+  c: number,
+  region: readonly [number, number, number, number],
+  sizes: readonly number[],
+  flips: { flipH?: boolean; flipV?: boolean },
+): Float32Array[] {
+  const [x0, y0, x1, y1] = region;
+  const ch = y1 - y0;
+  const cw = x1 - x0;
   const lut = U8_OVER_255;
   const row = new Float32Array(cw);
   // Width-pass output (c, ch, s) per size; the crop's own values when the width is unchanged.
