@@ -4,7 +4,7 @@ export { OnnxEngine } from './onnx_engine.js';
 export type { OnnxEngineOptions } from './onnx_engine.js';
 export { TfjsEngine } from './tfjs_engine.js';
 export type { TfjsEngineOptions } from './tfjs_engine.js';
-export { readManifest, MANIFEST_FILE, DECODER_INPUT_NAMES } from './manifest.js';
+export { readManifest, MANIFEST_FILE } from './manifest.js';
 export type { ExportManifest } from './manifest.js';
 export { exportCheckpoint } from './export_checkpoint.js';
 export { loadEngine, exportCheckpointCached, defaultExportCacheDir } from './load_engine.js';

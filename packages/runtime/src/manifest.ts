@@ -5,18 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FormatError, InputError } from '@mcp-medsam/core/common';
+import { DECODER_INPUTS } from '@mcp-medsam/exporter';
 
 export const MANIFEST_FILE = 'manifest.json';
-
-/** Input names of the prompt decoder graph, in the order the exporter writes them. */
-export const DECODER_INPUT_NAMES = [
-  'image_embeddings',
-  'boxes',
-  'clip_image',
-  'clip_text',
-  'category_idx',
-  'crops',
-] as const;
 
 /** What the runtime reads from a manifest. */
 export interface ExportManifest {
@@ -70,9 +61,9 @@ export async function readManifest(dir: string): Promise<ExportManifest> {
   };
   const decInputs = (m.files?.prompt_decoder?.inputs ?? []).map((x: { name: string }) => x.name);
   need(
-    JSON.stringify(decInputs) === JSON.stringify(DECODER_INPUT_NAMES),
+    JSON.stringify(decInputs) === JSON.stringify(DECODER_INPUTS),
     0,
-    `prompt_decoder inputs are [${decInputs.join(', ')}], expected [${DECODER_INPUT_NAMES.join(', ')}]`,
+    `prompt_decoder inputs are [${decInputs.join(', ')}], expected [${DECODER_INPUTS.join(', ')}]`,
     file,
   );
   return {
