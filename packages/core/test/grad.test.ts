@@ -1,7 +1,7 @@
 // Float64 reference forwards and a finite-difference gradient checker for the grad tests.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { registerWasmGradientKernels } from '../src/grad/index.js';
+import { conv2dFilterGrad, registerWasmGradientKernels } from '../src/grad/index.js';
 import { tf } from '../src/tf.js';
 import type { Tensor } from '../src/tf.js';
 
@@ -359,6 +359,19 @@ function matMulCase(as: number[], bs: number[], tA: boolean, tB: boolean): Case 
   };
 }
 
+/** leakyRelu on values kept 0.01 away from the kink (the finite differences step 1e-3). */
+function leakyReluCase(shape: number[], alpha: number): Case {
+  const x = input(shape);
+  x.data = x.data.map((v) => v + Math.sign(v || 1) * 0.01);
+  return {
+    name: `leakyRelu x${shape} alpha ${alpha}`,
+    inputs: [x],
+    f: ([t]) => tf.leakyRelu(t, alpha),
+    ref: ([t]) => t.map((v) => (v > 0 ? v : alpha * v)),
+    outSize: x.data.length,
+  };
+}
+
 /** Small shapes: checked against float64 finite differences. */
 function smallCases(): Case[] {
   seed = 1;
@@ -413,6 +426,13 @@ function smallCases(): Case[] {
   cases.push(matMulCase([2, 3, 3, 4], [3, 4, 5], false, false)); // partial broadcast (leading dims)
   cases.push(matMulCase([2, 3, 4, 3], [3, 5, 4], true, true));
   cases.push(matMulCase([1, 3, 4], [3, 5, 4], false, true));
+  // The SIMD batched kernel's K blocks (256) with edge tiles (M % 4, N % 8), every flag pair,
+  // and the weight-gradient path (a shared right side: x(rows, k)ᵀ·dy on wasm).
+  for (const tA of [false, true])
+    for (const tB of [false, true])
+      cases.push(matMulCase(tA ? [2, 300, 5] : [2, 5, 300], tB ? [2, 9, 300] : [2, 300, 9], tA, tB));
+  cases.push(matMulCase([2, 300, 6], [6, 3], false, false));
+  cases.push(leakyReluCase([2, 3, 5, 7], 0.1)); // the SIMD loop and its scalar tail
   return cases;
 }
 
@@ -437,6 +457,13 @@ function mediumCases(): Case[] {
     matMulCase([24, 49, 32], [24, 49, 32], false, true),
     matMulCase([2, 6, 49, 49], [2, 6, 49, 32], false, false),
     matMulCase([4, 49, 32], [32, 64], false, false),
+    matMulCase([6, 49, 49], [6, 49, 32], true, false),
+    matMulCase([6, 49, 32], [6, 49, 32], true, false),
+    matMulCase([6, 49, 49], [6, 32, 49], false, true),
+    matMulCase([2, 4096, 8], [8, 4], false, false),
+    convCase([2, 64, 64, 16], 3, 16, 1, 1),
+    convCase([1, 64, 64, 8], 1, 4, 1, 0),
+    depthwiseCase([2, 32, 32, 8], 3, 1, 2, 1),
   ];
 }
 
@@ -489,6 +516,43 @@ describe('wasm gradients match cpu on medium shapes', () => {
       w.grads.forEach((g, i) => expect(relErr(g, ref!.grads[i]), `grad ${i}`).toBeLessThan(1e-5));
       expect(tf.memory().numTensors).toBe(before);
       expect(tf.engine().backend.numDataIds()).toBe(dataIds);
+    });
+  }
+});
+
+describe('the conv filter gradient without the SIMD matMul (im2col form) equals the kernel', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm', log: null });
+  });
+  for (const [xs, k, co, stride, pad] of [
+    [[2, 9, 8, 5], 3, 6, 1, 1],
+    [[1, 9, 9, 4], 3, 5, 2, 'same'],
+    [[2, 6, 6, 3], 1, 4, 1, 0],
+  ] as [Shape4, number, number, number, Pad][]) {
+    it(`x${xs} k${k} co${co} s${stride} pad ${pad}`, () => {
+      const [got, want] = tf.tidy(() => {
+        const x = tf.tensor4d(
+          Float32Array.from(
+            rand(
+              xs.reduce((p, d) => p * d, 1),
+              5,
+            ),
+          ),
+          xs,
+        );
+        const g = geometry(xs, [k, k, xs[3], co], stride, pad);
+        const dy = tf.tensor4d(Float32Array.from(rand(xs[0] * g.oh * g.ow * co, 6)), [xs[0], g.oh, g.ow, co]);
+        const filterShape: Shape4 = [k, k, xs[3], co];
+        const kernel = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+          strides: stride,
+          pad,
+          dataFormat: 'NHWC',
+          dimRoundingMode: undefined,
+          filterShape,
+        } as unknown as tf.NamedAttrMap) as Tensor;
+        return [conv2dFilterGrad(x, dy, filterShape, stride, pad, undefined).dataSync(), kernel.dataSync()];
+      });
+      expect(maxErr(got, want)).toBeLessThan(1e-5);
     });
   }
 });

@@ -1,5 +1,5 @@
 // Training forward + backward time per sample for each preset (wasm unless MCP_MEDSAM_BACKEND
-// says otherwise). Each preset runs in its own process: a wasm heap exhaustion aborts the
+// says otherwise; BENCH_PRESET=<name> for one preset). Each preset runs in its own process: a wasm heap exhaustion aborts the
 // process, and is reported as a result line instead of ending the benchmark.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,10 @@ const PRESETS = [
   // Batch 4 is the memory data point: on wasm32 (4 GB heap) it is reported as exhausted.
   { preset: 'mcp-medsam', batch: 2, gflopPerSample: 2 * (3 * (37.5 + 21.2 + 16.9) + 37.5) },
   { preset: 'mcp-medsam', batch: 4, gflopPerSample: 2 * (3 * (37.5 + 21.2 + 16.9) + 37.5) },
-  { preset: 'tiny', batch: 4 },
+  // tiny as the loop trains it (loop-long.test.ts, the demo): without gradient checkpointing, so
+  // one tape and one encoder pass per step.
+  { preset: 'tiny', batch: 1, checkpointing: false },
+  { preset: 'tiny', batch: 2, checkpointing: false },
 ];
 
 if (process.argv[2] === '--child') {
@@ -21,7 +24,8 @@ if (process.argv[2] === '--child') {
   const { prompts, timeIt } = await import('./common.mjs');
   const spec = PRESETS.find((p) => p.preset === process.argv[3] && p.batch === Number(process.argv[4]));
   const backend = (await initBackend({ log: null })).name;
-  const model = new McpMedsam(getPreset(spec.preset)).train().setGradientCheckpointing(true);
+  const checkpointing = spec.checkpointing ?? true;
+  const model = new McpMedsam(getPreset(spec.preset)).train().setGradientCheckpointing(checkpointing);
   const b = spec.batch;
   const inputs = { image: tf.randomUniform([b, 3, 256, 256], 0, 1, 'float32', 5), ...prompts(b) };
   const loss = (o) =>
@@ -38,7 +42,7 @@ if (process.argv[2] === '--child') {
       l.dispose();
       grads.forEach((g) => g.dispose());
     },
-    spec.preset === 'tiny' ? 3 : 1,
+    spec.preset === 'tiny' ? 5 : 1,
   );
   const heap = tf.backend().wasm?.HEAPU8?.length;
   emit({
@@ -46,13 +50,16 @@ if (process.argv[2] === '--child') {
     preset: spec.preset,
     backend,
     batch: b,
+    checkpointing,
     msPerSample: ms / b,
     ...(spec.gflopPerSample ? { gflops: spec.gflopPerSample / (ms / b / 1000) } : {}),
     peakRssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
     ...(heap ? { wasmHeapMB: Math.round(heap / 2 ** 20) } : {}),
   });
 } else {
-  for (const spec of PRESETS) {
+  // BENCH_PRESET=tiny runs one preset's rows (the mcp-medsam ones take ~15 minutes).
+  const only = process.env.BENCH_PRESET;
+  for (const spec of PRESETS.filter((p) => !only || p.preset === only)) {
     const r = spawnSync(
       process.execPath,
       [fileURLToPath(import.meta.url), '--child', spec.preset, String(spec.batch)],

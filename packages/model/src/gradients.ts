@@ -19,7 +19,9 @@ export interface StepGradients {
  * 3. the encoder runs again under a tape (as a recomputation: no second statistics update) and
  *    is back-propagated from dL/d(embedding).
  *
- * The gradients equal a single tape's; the encoder's forward pass runs twice.
+ * The gradients equal a single tape's; the encoder's forward pass runs twice. Without gradient
+ * checkpointing (set on the image encoder: small models such as the tiny preset, which have the
+ * memory to spare) the step is that single tape, and the encoder runs once.
  */
 export function stepGradients(
   model: McpMedsam,
@@ -35,6 +37,12 @@ export function stepGradients(
     .map(([, v]) => v)
     .filter((v) => v.trainable);
   const grads = new Map<string, tf.Tensor>();
+
+  if (!model.image_encoder.checkpointGradients) {
+    const r = nn.variableGradsEager(() => lossFn(model.forward(inputs)), [...encoderVars, ...otherVars]);
+    for (const [varName, g] of Object.entries(r.grads)) grads.set(named.get(varName) ?? varName, g);
+    return { loss: r.value, grads };
+  }
 
   const emb = tf.tidy(() => model.encodeImage(inputs.image));
   const embVar = tf.variable(emb, true);

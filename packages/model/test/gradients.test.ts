@@ -31,8 +31,8 @@ function inputs(b: number) {
   };
 }
 
-test('two-phase gradients with checkpointing equal one plain tape, and BatchNorm updates once', () => {
-  const run = (mode: 'plain' | 'two-phase') => {
+test('stepGradients (two phases with checkpointing, one tape without) equals one plain tape, and BatchNorm updates once', () => {
+  const run = (mode: 'plain' | 'two-phase' | 'one-tape') => {
     nn.setInitSeed(9);
     const m = new McpMedsam(TINY).train().setGradientCheckpointing(mode === 'two-phase');
     const x = inputs(2);
@@ -57,14 +57,15 @@ test('two-phase gradients with checkpointing equal one plain tape, and BatchNorm
     return { loss, grads, stats };
   };
   const a = run('plain');
-  const b = run('two-phase');
-  expect(b.loss).toBeCloseTo(a.loss, 5);
-  expect(b.stats.count).toBe(1);
-  expect(ref.maxAbsDiff(b.stats.mean, a.stats.mean)).toBeLessThan(1e-6);
-  expect([...b.grads.keys()].sort()).toEqual([...a.grads.keys()].sort());
-  for (const [k, g] of a.grads) {
-    const scale = Math.max(1e-6, ...Array.from(g, Math.abs));
-    expect(ref.maxAbsDiff(b.grads.get(k)!, g) / scale, k).toBeLessThan(1e-3);
+  for (const b of [run('two-phase'), run('one-tape')]) {
+    expect(b.loss).toBeCloseTo(a.loss, 5);
+    expect(b.stats.count).toBe(1);
+    expect(ref.maxAbsDiff(b.stats.mean, a.stats.mean)).toBeLessThan(1e-6);
+    expect([...b.grads.keys()].sort()).toEqual([...a.grads.keys()].sort());
+    for (const [k, g] of a.grads) {
+      const scale = Math.max(1e-6, ...Array.from(g, Math.abs));
+      expect(ref.maxAbsDiff(b.grads.get(k)!, g) / scale, k).toBeLessThan(1e-3);
+    }
   }
   // the unused prompt embeddings get no gradient at all, as in PyTorch
   expect(a.grads.has('prompt_encoder.no_mask_embed.weight')).toBe(false);

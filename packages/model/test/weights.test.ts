@@ -13,6 +13,7 @@ import {
 } from '@mcp-medsam/core';
 import { writeZip, readZip } from '@mcp-medsam/io';
 import {
+  MCP_MEDSAM,
   McpMedsam,
   TINY,
   loadStateDict,
@@ -43,6 +44,26 @@ function sameStateDicts(a: McpMedsam, b: McpMedsam): void {
       Buffer.from((v.data as Float32Array).buffer),
     );
 }
+
+test('the tiny preset has the module tree and key names of the paper model, and 81,551 parameters', () => {
+  nn.setInitSeed(0);
+  const tiny = new McpMedsam(TINY);
+  const full = new McpMedsam(MCP_MEDSAM);
+  try {
+    // fewer blocks per stage and transformer layers, so a subset of the keys; the same kinds
+    const tinyKeys = [...tiny.stateDict().keys()];
+    const fullKeys = [...full.stateDict().keys()];
+    expect(fullKeys).toEqual(expect.arrayContaining(tinyKeys));
+    const kinds = (keys: string[]) => [
+      ...new Set(keys.map((k) => k.replace(/\.(blocks|layers)\.\d+(?=\.)/g, '.$1.*'))),
+    ];
+    expect(kinds(tinyKeys)).toEqual(kinds(fullKeys));
+    expect(tiny.numParameters()).toBe(81_551);
+  } finally {
+    tiny.dispose();
+    full.dispose();
+  }
+});
 
 describe('saving and loading', () => {
   test.each(['pth', 'safetensors'] as const)('save -> load through a .%s file is lossless', async (ext) => {
@@ -89,7 +110,7 @@ describe('saving and loading', () => {
     expect(err.mismatched.length).toBeGreaterThan(100);
     expect(err.mismatched[0]).toEqual({
       key: 'image_encoder.patch_embed.seq.0.c.weight',
-      expected: [8, 3, 1, 1],
+      expected: [2, 3, 1, 1],
       got: [32, 3, 1, 1],
     });
     expect(err.message).toContain('checkpoint-a.pth: state dict does not match the model');

@@ -4,6 +4,7 @@
 // its own kernels: native ones on tfjs-node, the ones from ./conv.js on wasm.
 import type { GradConfig, NamedAttrMap, Tensor, Tensor4D } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
+import { leakyReluGrad } from '../kernels/leaky_relu.js';
 
 function assertUnitDilation(dilations: unknown, op: string): void {
   const d =
@@ -107,9 +108,21 @@ export const gatherGradConfig: GradConfig = {
   },
 };
 
+/** LeakyReLU: tfjs's formula, as one fused pass where the wasm kernel is registered. */
+export const leakyReluGradConfig: GradConfig = {
+  kernelName: 'LeakyRelu',
+  inputsToSave: ['x'],
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
+    const [x] = saved;
+    const { alpha } = attrs as unknown as tf.LeakyReluAttrs;
+    return { x: () => leakyReluGrad(x, dy as Tensor, alpha) };
+  },
+};
+
 export const GRADIENT_CONFIGS: readonly GradConfig[] = [
   conv2dGradConfig,
   conv2dBackpropInputGradConfig,
   depthwiseConv2dGradConfig,
   gatherGradConfig,
+  leakyReluGradConfig,
 ];

@@ -11,7 +11,8 @@ import type {
 } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
 import { depthwiseFilterGradWasm } from '../kernels/depthwise_filter.js';
-import type { WasmBackendLike as KernelBackendLike } from '../kernels/wasm_module.js';
+import { simdMatMulAt, simdMatMulAvailable } from '../kernels/batch_matmul.js';
+import { offsetOf, type WasmBackendLike } from '../kernels/wasm_module.js';
 import { asTensor, MAX_TEMP_ELEMENTS, padOrCrop, phaseMerge, phaseSplit, windows } from './util.js';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -159,7 +160,8 @@ export function conv2dInputGrad(
   if (!whole) {
     const zeros = tf.zeros([n, H.count, W.count, ci]) as Tensor4D;
     const all = parts.map((p) => p ?? zeros);
-    whole = all.length === 1 ? all[0] : (tf.concat(all, 3) as Tensor4D);
+    if (all.length > 1) return phaseMerge(all, { sh, sw, h: info.inHeight, w: info.inWidth }) as Tensor4D;
+    whole = all[0];
   }
   return interleave(whole, sh, sw, ci, info.inHeight, info.inWidth);
 }
@@ -220,8 +222,8 @@ export function depthwiseInputGrad(
       parts.push(acc as Tensor4D);
     }
   }
-  const whole = parts.length === 1 ? parts[0] : (tf.concat(parts, 3) as Tensor4D);
-  return interleave(whole, sh, sw, c, info.inHeight, info.inWidth);
+  if (parts.length === 1) return interleave(parts[0], sh, sw, c, info.inHeight, info.inWidth);
+  return phaseMerge(parts, { sh, sw, h: info.inHeight, w: info.inWidth }) as Tensor4D;
 }
 
 interface FilterGeometry {
@@ -266,7 +268,11 @@ function gridDy(dy: Tensor4D, gh: number, gw: number): Tensor2D {
   return phaseSplit(dy, { sh: 1, sw: 1, gh, gw, pt: 0, pl: 0, channelsFirst: false }) as Tensor2D;
 }
 
-/** dW of conv2d (NHWC, dilation 1): im2col-transposed windows times dy as one 2-D matMul per chunk. */
+/**
+ * dW of conv2d (NHWC, dilation 1): im2col-transposed windows times dy as one 2-D matMul per chunk.
+ * The wasm kernel takes `conv2dFilterGradWasm` (no copies of x) where the SIMD matMul runs; this
+ * form needs no transpose flags (tfjs-wasm's flagged matMul is a scalar loop).
+ */
 export function conv2dFilterGrad(
   x: Tensor4D,
   dy: Tensor4D,
@@ -397,9 +403,97 @@ export function conv2dBackpropInputKernel({ inputs, attrs }: KernelArgs): Tensor
   });
 }
 
-export function conv2dBackpropFilterKernel({ inputs, attrs }: KernelArgs): TensorInfo {
+/**
+ * dW of conv2d straight from the padded phase grid of x: per tap, one SIMD product whose left
+ * operand is a view of the grid at the tap's shift (x(m, ci)ᵀ · dy(m, co) → the tap's [ci, co]
+ * block of the filter), so no shifted copy of x is made. A view runs up to `shift` rows past the
+ * end of its phase; those rows meet zero rows of dy's grid (the taps of real outputs stay inside
+ * the grid) and the tail of zero rows keeps them finite. Null where the SIMD kernel is missing.
+ */
+function conv2dFilterGradWasm(
+  backend: KernelBackend,
+  xInfo: TensorInfo,
+  dyInfo: TensorInfo,
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: Pad,
+  rounding: Rounding,
+): TensorInfo | null {
+  const be = backend as unknown as WasmBackendLike;
+  if (xInfo.dtype !== 'float32' || dyInfo.dtype !== 'float32' || !simdMatMulAvailable(be)) return null;
+  const [kh, kw, ci, co] = filterShape;
+  const xShape = xInfo.shape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad, rounding, false);
+  const [n, h, w] = xShape;
+  const sh = info.strideHeight;
+  const sw = info.strideWidth;
+  const out = be.makeOutput(filterShape, 'float32');
+  try {
+    if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && info.outHeight === h && info.outWidth === w) {
+      simdMatMulAt(
+        be,
+        offsetOf(be, xInfo),
+        offsetOf(be, dyInfo),
+        offsetOf(be, out),
+        [ci, n * h * w, co],
+        true,
+        false,
+      );
+      return out;
+    }
+    const gh = info.outHeight + Math.floor((kh - 1) / sh);
+    const gw = info.outWidth + Math.floor((kw - 1) / sw);
+    const m = n * gh * gw;
+    const tail = Math.floor((kh - 1) / sh) * gw + Math.floor((kw - 1) / sw);
+    tf.tidy(() => {
+      const grid = phaseSplit(asTensor(xInfo), {
+        sh,
+        sw,
+        gh,
+        gw,
+        pt: info.padInfo.top,
+        pl: info.padInfo.left,
+        channelsFirst: false,
+        tail,
+      });
+      const dyp = gridDy(asTensor<Tensor4D>(dyInfo), gh, gw);
+      for (let t = 0; t < kh * kw; t++) {
+        const a = Math.floor(t / kw);
+        const b = t % kw;
+        const row = ((a % sh) * sw + (b % sw)) * m + Math.floor(a / sh) * gw + Math.floor(b / sw);
+        simdMatMulAt(
+          be,
+          offsetOf(be, grid) + row * ci * 4,
+          offsetOf(be, dyp),
+          offsetOf(be, out) + t * ci * co * 4,
+          [ci, m, co],
+          true,
+          false,
+        );
+      }
+    });
+    return out;
+  } catch (e) {
+    be.disposeData(out.dataId, true);
+    throw e;
+  }
+}
+
+export function conv2dBackpropFilterKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
     attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  if (dataFormat !== 'NCHW') {
+    const dw = conv2dFilterGradWasm(
+      backend,
+      inputs.x as TensorInfo,
+      inputs.dy as TensorInfo,
+      filterShape,
+      strides,
+      pad as Pad,
+      dimRoundingMode,
+    );
+    if (dw) return dw;
+  }
   return tf.tidy(() => {
     const x = nhwc(asTensor<Tensor4D>(inputs.x), dataFormat);
     const dy = nhwc(asTensor<Tensor4D>(inputs.dy), dataFormat);
@@ -441,7 +535,7 @@ export function depthwiseBackpropFilterKernel({ inputs, backend, attrs }: Kernel
       true,
       'channelsLast',
     );
-    const dw = depthwiseFilterGradWasm(backend as unknown as KernelBackendLike, x, dy, info);
+    const dw = depthwiseFilterGradWasm(backend as unknown as WasmBackendLike, x, dy, info);
     if (dw) return dw;
   }
   return tf.tidy(() =>

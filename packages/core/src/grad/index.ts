@@ -1,6 +1,7 @@
 // Gradient support: the backprop kernels tfjs-backend-wasm lacks (or has only as slow
-// reference loops), built from its fast forward kernels; gradient configs for the conv, gather
-// and matMul ops; and a BatchMatMul gradient that avoids wasm's slow transpose-flag path.
+// reference loops), built from its fast forward kernels and the SIMD batched matMul; gradient
+// configs for the conv, gather, LeakyReLU and matMul ops (the matMul one folds a side shared
+// across the batch into 2-D products).
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
 import {

@@ -1,8 +1,12 @@
-// BatchMatMul gradient: broadcast-correct on every backend. On wasm, 2-D products avoid the
-// kernel's transpose flags (≈10x slower than its XNNPACK no-flag path), and a side shared
-// across the batch folds the batch into 2-D matMuls (the batched kernel is ≈10x slower too).
+// BatchMatMul gradient: broadcast-correct on every backend. On wasm, a side shared across the
+// batch folds the batch into 2-D matMuls (XNNPACK's), and the weight gradient of such a product
+// (Σ over every row of xᵀ·dy, a contraction over 10^4-10^5 rows) goes to the SIMD batched
+// matMul with its transpose flag, which reads x in place: the explicit transpose it replaces
+// cost a pass over x, and XNNPACK re-packs its right operand (dy, as large) on every call.
+// Products batched on both sides keep the flag formulation, also the SIMD kernel's.
 import type { GradConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
 import { tf } from '../tf.js';
+import { hasSimdBatchMatMul } from '../kernels/batch_matmul.js';
 import { swapLast } from './util.js';
 
 const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
@@ -43,7 +47,7 @@ function foldRight(x: Tensor, y: Tensor): Tensor {
   return tf.transpose(out, [1, 0, 2]);
 }
 
-/** Gradients on wasm: explicit transposes, no kernel flags; 2-D matMuls wherever the batch allows. */
+/** Gradients on wasm: 2-D matMuls wherever the batch allows. */
 function wasmGrads(
   a: Tensor,
   b: Tensor,
@@ -58,9 +62,8 @@ function wasmGrads(
   const nB = size(bB);
   const nO = size(oB);
   // Only layouts where one side is unbatched (batch 1) and the other is 1 or the output batch.
-  // When both sides are batched, wasm's batched kernel runs at the same (slow) speed with or
-  // without transpose flags, so the caller's flag formulation is as good and skips transposes.
   if ((nA > 1 && nB > 1) || (nA !== nO && nA !== 1) || (nB !== nO && nB !== 1)) return null;
+  const flags = hasSimdBatchMatMul();
   const m = dy.shape[dy.rank - 2];
   const n = dy.shape[dy.rank - 1];
   const k = tA ? a.shape[a.rank - 2] : a.shape[a.rank - 1];
@@ -83,7 +86,10 @@ function wasmGrads(
   const db = () => {
     // dB' = A'^T @ dy, shape [nB, k, n]
     let g: Tensor;
-    if (nA === 1) {
+    if (flags && !tA && nB === 1) {
+      // (nA = nO here) Σ over all rows of x(rows, k)ᵀ · dy(rows, n), x read in place
+      g = tf.matMul(tf.reshape(a, [nA * m, k]), tf.reshape(D, [nO * m, n]), true, false);
+    } else if (nA === 1) {
       const at = tf.reshape(AT(), [k, m]) as tf.Tensor2D;
       if (nB === 1) g = tf.matMul(at, (nO === 1 ? tf.reshape(D, [m, n]) : tf.sum(D, 0)) as tf.Tensor2D);
       else g = foldRight(at, D);

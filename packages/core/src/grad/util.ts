@@ -125,6 +125,8 @@ export interface PhaseAttrs {
   pl: number;
   /** Output [sh*sw*C, N*gh*gw] instead of [sh*sw*N*gh*gw, C]. */
   channelsFirst: boolean;
+  /** Zero rows appended to the channels-last output ([sh*sw*N*gh*gw + tail, C]). */
+  tail?: number;
 }
 
 /**
@@ -142,16 +144,17 @@ export function phaseSplitKernel({
   attrs?: NamedAttrMap;
 }): TensorInfo {
   const x = inputs.x as TensorInfo;
-  const { sh, sw, gh, gw, pt, pl, channelsFirst } = attrs as unknown as PhaseAttrs;
+  const { sh, sw, gh, gw, pt, pl, channelsFirst, tail = 0 } = attrs as unknown as PhaseAttrs;
   if (x.dtype !== 'float32') throw new Error(`${PHASES_KERNEL}: float32 only, got ${x.dtype}`);
+  if (channelsFirst && tail) throw new Error(`${PHASES_KERNEL}: tail rows need the channels-last layout`);
   const [n, h, w, c] = x.shape;
   const m = n * gh * gw;
   const be = asWasm(backend);
-  const out = be.makeOutput(channelsFirst ? [sh * sw * c, m] : [sh * sw * m, c], 'float32');
+  const out = be.makeOutput(channelsFirst ? [sh * sw * c, m] : [sh * sw * m + tail, c], 'float32');
   const heap = new Float32Array(be.wasm.HEAPU8.buffer);
   const src = be.dataIdMap.get(x.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
   const dst = be.dataIdMap.get(out.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
-  heap.fill(0, dst, dst + sh * sw * m * c);
+  heap.fill(0, dst, dst + (sh * sw * m + tail) * c);
   for (let p = 0; p < sh; p++) {
     for (let q = 0; q < sw; q++) {
       const phase = p * sw + q;
@@ -159,6 +162,16 @@ export function phaseSplitKernel({
         for (let i = 0; i < gh; i++) {
           const y = i * sh + p - pt;
           if (y < 0 || y >= h) continue;
+          if (sw === 1 && !channelsFirst) {
+            // stride 1 along rows: the row's pixels are one run (grid j holds x column j - pl)
+            const j0 = Math.max(0, pl);
+            const j1 = Math.min(gw, w + pl);
+            if (j1 > j0) {
+              const s0 = src + ((b * h + y) * w + j0 - pl) * c;
+              heap.copyWithin(dst + (phase * m + (b * gh + i) * gw + j0) * c, s0, s0 + (j1 - j0) * c);
+            }
+            continue;
+          }
           for (let j = 0; j < gw; j++) {
             const xx = j * sw + q - pl;
             if (xx < 0 || xx >= w) continue;
@@ -195,39 +208,48 @@ export interface MergeAttrs {
 
 /**
  * out[n, u*sh + p, v*sw + q, c] = x[n, u, v, (p*sw + q)*C + c] for x [N, U, V, sh*sw*C],
- * cropped to [N, h, w, C] (the inverse of a channels-last phase split). Runs of C floats.
+ * cropped to [N, h, w, C] (the inverse of a channels-last phase split). Runs of C floats. The
+ * phases may also come as separate inputs x0 … x{sh*sw-1}, each [N, U, V, C], which saves their
+ * concatenation (a slow strided copy on wasm when C is small).
  */
 export function phaseMergeKernel({
   inputs,
   backend,
   attrs,
 }: {
-  inputs: { x?: TensorInfo };
+  inputs: Record<string, TensorInfo | undefined>;
   backend: KernelBackend;
   attrs?: NamedAttrMap;
 }): TensorInfo {
-  const x = inputs.x as TensorInfo;
   const { sh, sw, h, w } = attrs as unknown as MergeAttrs;
-  if (x.dtype !== 'float32') throw new Error(`${MERGE_KERNEL}: float32 only, got ${x.dtype}`);
-  const [n, u, v, cc] = x.shape;
-  const c = cc / (sh * sw);
+  const parts = inputs.x ? [inputs.x] : Array.from({ length: sh * sw }, (_, i) => inputs[`x${i}`]);
+  if (parts.some((p) => !p || p.dtype !== 'float32'))
+    throw new Error(`${MERGE_KERNEL}: float32 inputs x or x0…x${sh * sw - 1} required`);
+  const [n, u, v, cc] = parts[0]!.shape;
+  const c = parts.length === 1 ? cc / (sh * sw) : cc;
   const be = asWasm(backend);
   const out = be.makeOutput([n, h, w, c], 'float32');
   const heap = new Float32Array(be.wasm.HEAPU8.buffer);
-  const src = be.dataIdMap.get(x.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
-  const dst = be.dataIdMap.get(out.dataId).memoryOffset >>> 2; // unsigned: heap offsets can pass 2 GiB
+  // unsigned: heap offsets can pass 2 GiB
+  const srcs = parts.map((p) => be.dataIdMap.get(p!.dataId).memoryOffset >>> 2);
+  const dst = be.dataIdMap.get(out.dataId).memoryOffset >>> 2;
   heap.fill(0, dst, dst + n * h * w * c);
+  // Element offset of phase `ph` at grid point (b, i, j).
+  const at =
+    parts.length === 1
+      ? (ph: number, pix: number) => srcs[0] + pix * cc + ph * c
+      : (ph: number, pix: number) => srcs[ph] + pix * c;
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < u; i++) {
       for (let p = 0; p < sh; p++) {
         const y = i * sh + p;
         if (y >= h) continue;
         for (let j = 0; j < v; j++) {
-          const s0 = src + ((b * u + i) * v + j) * cc;
+          const pix = (b * u + i) * v + j;
           for (let q = 0; q < sw; q++) {
             const xx = j * sw + q;
             if (xx >= w) continue;
-            const from = s0 + (p * sw + q) * c;
+            const from = at(p * sw + q, pix);
             heap.copyWithin(dst + ((b * h + y) * w + xx) * c, from, from + c);
           }
         }
@@ -237,8 +259,10 @@ export function phaseMergeKernel({
   return out;
 }
 
-export function phaseMerge(x: Tensor, attrs: MergeAttrs): Tensor {
-  return tf.engine().runKernel(MERGE_KERNEL, { x }, attrs as unknown as NamedAttrMap) as Tensor;
+/** Interleaves phases given concatenated on the last axis (one tensor) or one tensor per phase. */
+export function phaseMerge(x: Tensor | Tensor[], attrs: MergeAttrs): Tensor {
+  const inputs = Array.isArray(x) ? Object.fromEntries(x.map((t, i) => [`x${i}`, t])) : { x };
+  return tf.engine().runKernel(MERGE_KERNEL, inputs, attrs as unknown as NamedAttrMap) as Tensor;
 }
 
 /** Largest number of float32 elements a temporary im2col-style buffer may hold (256 MB). */

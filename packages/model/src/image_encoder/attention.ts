@@ -59,16 +59,31 @@ export class Attention extends Module {
       const [q, k, v] = this.qkvRows.map((rows) => {
         // (The bias is added separately: tfjs-wasm's fused matMul misreads the shape of a gather output.)
         const t = tf.add(nn.linear(xn, tf.gather(this.qkv.weight, rows)), tf.gather(this.qkv.bias!, rows));
-        return tf.transpose(tf.reshape(t, [nw, n, h, kd]), [0, 2, 1, 3]);
+        return splitHeads(t, nw, n, h, kd);
       });
       const bias = tf.reshape(tf.gather(this.attentionBiases, this.getBuffer('attention_bias_idxs'), 1), [
         h,
         n,
         n,
       ]);
-      const scores = tf.add(tf.mul(tf.matMul(q, tf.transpose(k, [0, 1, 3, 2])), this.scale), bias);
+      const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), this.scale), bias);
       const out = tf.matMul(nn.softmax(scores), v);
-      return this.proj.forward(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [nw, n, h * kd]));
+      return this.proj.forward(mergeHeads(out, nw, n, h, kd));
     });
   }
+}
+
+/**
+ * (Nw, N, h·kd) → (Nw, h, N, kd). With one head the transpose moves a unit axis only, and is a
+ * reshape (a copy fewer on wasm, in both passes).
+ */
+export function splitHeads(t: tf.Tensor, nw: number, n: number, h: number, kd: number): tf.Tensor {
+  if (h === 1) return tf.reshape(t, [nw, 1, n, kd]);
+  return tf.transpose(tf.reshape(t, [nw, n, h, kd]), [0, 2, 1, 3]);
+}
+
+/** (Nw, h, N, kd) → (Nw, N, h·kd), the inverse of `splitHeads`. */
+export function mergeHeads(t: tf.Tensor, nw: number, n: number, h: number, kd: number): tf.Tensor {
+  if (h === 1) return tf.reshape(t, [nw, n, kd]);
+  return tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [nw, n, h * kd]);
 }

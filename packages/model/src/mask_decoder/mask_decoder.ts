@@ -144,9 +144,12 @@ export class MaskDecoder extends Module {
         ),
         2,
       ); // (B, uc, nMasks)
-      const masks = tf.matMul(tf.reshape(up, [b, uh * uw, uc]), hyper); // (B, HW, nMasks)
-      const first = tf.slice(masks, [0, 0, 0], [b, uh * uw, 1]);
-      const lowResLogits = tf.reshape(first, [b, 1, uh, uw]);
+      // Only the first mask is an output. Slicing its hypernetwork column before the product
+      // gives the same mask and the same (zero) gradients to the other hypernetworks, without
+      // the (B, HW, nMasks) product and its strided slice (slow on wasm).
+      const first = nMasks === 1 ? hyper : tf.slice(hyper, [0, 0, 0], [b, uc, 1]);
+      const masks = tf.matMul(tf.reshape(up, [b, uh * uw, uc]), first); // (B, HW, 1)
+      const lowResLogits = tf.reshape(masks, [b, 1, uh, uw]);
       const iouAll = this.iou_prediction_head.forward(token(0));
       const iou = tf.slice(iouAll, [0, 0], [b, 1]);
       return { lowResLogits, iou, categoryLogits, clipVec, imgVec, hs, keys };

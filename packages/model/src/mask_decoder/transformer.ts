@@ -1,4 +1,5 @@
 import { LayerNorm, Linear, Module, ModuleList, nn, tf } from '@mcp-medsam/core';
+import { mergeHeads, splitHeads } from '../image_encoder/attention.js';
 
 /** SAM's attention with an optional internal downsampling; heads split channels contiguously. */
 export class Attention extends Module {
@@ -24,7 +25,7 @@ export class Attention extends Module {
 
   private separateHeads(x: tf.Tensor): tf.Tensor {
     const [b, n] = x.shape as [number, number, number];
-    return tf.transpose(tf.reshape(x, [b, n, this.numHeads, this.internalDim / this.numHeads]), [0, 2, 1, 3]);
+    return splitHeads(x, b, n, this.numHeads, this.internalDim / this.numHeads);
   }
 
   forward(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
@@ -33,10 +34,10 @@ export class Attention extends Module {
       const kh = this.separateHeads(this.k_proj.forward(k));
       const vh = this.separateHeads(this.v_proj.forward(v));
       const d = this.internalDim / this.numHeads;
-      const attn = nn.softmax(tf.div(tf.matMul(qh, tf.transpose(kh, [0, 1, 3, 2])), Math.sqrt(d)));
+      const attn = nn.softmax(tf.div(tf.matMul(qh, kh, false, true), Math.sqrt(d)));
       const out = tf.matMul(attn, vh);
       const [b, , n] = out.shape as [number, number, number, number];
-      return this.out_proj.forward(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b, n, this.internalDim]));
+      return this.out_proj.forward(mergeHeads(out, b, n, this.numHeads, d));
     });
   }
 }
