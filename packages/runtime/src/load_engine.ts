@@ -11,6 +11,7 @@ import path from 'node:path';
 import { InputError } from '@mcp-medsam/core/common';
 import type { BackendName } from '@mcp-medsam/core';
 import type { SegmentationEngine } from './engine.js';
+import { exportCheckpoint } from './export_checkpoint.js';
 import { MANIFEST_FILE } from './manifest.js';
 import { OnnxEngine } from './onnx_engine.js';
 import type { OnnxExecutionProvider } from '@mcp-medsam/prompts';
@@ -63,7 +64,6 @@ export async function exportCheckpointCached(
   const dir = path.join(root, key);
   if (existsSync(path.join(dir, MANIFEST_FILE))) return dir;
   options.log?.(`[mcp-medsam] exporting ${checkpoint} to ONNX (once; kept in ${dir})`);
-  const { exportCheckpoint } = await import('./export_checkpoint.js');
   await mkdir(root, { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}`;
   try {

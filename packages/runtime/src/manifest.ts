@@ -22,9 +22,8 @@ export interface ExportManifest {
   quantization: string | null;
 }
 
-function need<T>(ok: boolean, value: T, what: string, file: string): T {
+function check(ok: boolean, what: string, file: string): void {
   if (!ok) throw new FormatError(`${MANIFEST_FILE}: ${what}`, { file });
-  return value;
 }
 
 /** Read and check `<dir>/manifest.json`. */
@@ -44,25 +43,21 @@ export async function readManifest(dir: string): Promise<ExportManifest> {
   } catch (e) {
     throw new FormatError(`${MANIFEST_FILE} is not JSON (${(e as Error).message})`, { file, cause: e });
   }
-  need(m?.format === 'mcp-medsam-onnx', 0, `format must be 'mcp-medsam-onnx', got ${m?.format}`, file);
-  need(m.version === 1, 0, `unsupported version ${m.version}`, file);
+  check(m?.format === 'mcp-medsam-onnx', `format must be 'mcp-medsam-onnx', got ${m?.format}`, file);
+  check(m.version === 1, `unsupported version ${m.version}`, file);
   const pre = m.preprocessing ?? {};
-  const int = (v: unknown, what: string) =>
-    need(
-      Number.isSafeInteger(v) && (v as number) > 0,
-      v as number,
-      `${what} must be a positive integer`,
-      file,
-    );
+  const int = (v: unknown, what: string) => {
+    check(Number.isSafeInteger(v) && (v as number) > 0, `${what} must be a positive integer`, file);
+    return v as number;
+  };
   const graph = (key: string) => {
     const f = m.files?.[key]?.file;
-    need(typeof f === 'string' && f.length > 0, 0, `files.${key}.file is missing`, file);
+    check(typeof f === 'string' && f.length > 0, `files.${key}.file is missing`, file);
     return path.resolve(dir, f as string);
   };
   const decInputs = (m.files?.prompt_decoder?.inputs ?? []).map((x: { name: string }) => x.name);
-  need(
+  check(
     JSON.stringify(decInputs) === JSON.stringify(DECODER_INPUTS),
-    0,
     `prompt_decoder inputs are [${decInputs.join(', ')}], expected [${DECODER_INPUTS.join(', ')}]`,
     file,
   );

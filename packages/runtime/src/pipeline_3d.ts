@@ -11,6 +11,7 @@
  */
 import {
   bboxOfMask,
+  longestSideSize,
   ndarray,
   padBottomRight,
   postprocessLogits,
@@ -90,11 +91,11 @@ export async function segment3D(
 
   const calls: { pass: Pass; call: DecoderCall; logits?: Float32Array }[] = [];
   const slice = (z: number) => pixels.subarray(z * HW, (z + 1) * HW);
-  let newHW: [number, number] = [0, 0];
+  // Every slice has the same size, so the same resized extent.
+  const { newH, newW } = longestSideSize(H, W, MODEL_IMAGE_SIZE);
   const embed = (z: number) =>
     cache.get(z, async () => {
       const pre = time.sync('preprocess', () => preprocessImageData(slice(z), H, W, 1));
-      newHW = [pre.newH, pre.newW];
       const [e] = await time.async('encode', () => models.engine.encode(pre.image, 1));
       return e;
     });
@@ -128,7 +129,7 @@ export async function segment3D(
       time.sync('postprocess', () =>
         chunk.forEach((t, j) => {
           const lowres = out.lowResLogits.subarray(j * LOW_RES_SIZE ** 2, (j + 1) * LOW_RES_SIZE ** 2);
-          const { mask } = postprocessLogits(lowres, newHW[0], newHW[1], H, W);
+          const { mask } = postprocessLogits(lowres, newH, newW, H, W);
           // The original's tmp volume is uint8 and holds idx: the value matters, as INTER_AREA
           // rounds partly covered pixels of the next prompt's mask.
           const value = Math.min(t.idx, 255);

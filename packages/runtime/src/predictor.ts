@@ -3,7 +3,7 @@
  * case. Named after segment-anything's `SamPredictor`.
  */
 import { InputError, modalityIndex, parseModality } from '@mcp-medsam/core/common';
-import { modalityFromFileName, type NdArray } from '@mcp-medsam/io';
+import { fileNameToken, type NdArray } from '@mcp-medsam/io';
 import type { ImageFeatureProvider, TextFeatureProvider } from '@mcp-medsam/prompts';
 import type { ModalityPrompt } from './box_prompts.js';
 import type { SegmentationEngine } from './engine.js';
@@ -32,13 +32,9 @@ export function inferenceText(token: string, file?: string): string {
 
 /** The modality token of a challenge file name (`2D_XRay_x.npz` → 'XRay'), checked. */
 export function modalityToken(fileName: string): string {
-  modalityFromFileName(fileName);
-  const base = fileName
-    .split(/[\\/]/)
-    .pop()!
-    .replace(/\.npz$/i, '');
-  const tokens = base.split('_');
-  return /^[23]D/.test(tokens[0]) && tokens.length > 1 ? tokens[1] : tokens[0];
+  const { token } = fileNameToken(fileName);
+  parseModality(token, fileName);
+  return token;
 }
 
 /** Segments cases with one engine, one CLIP image tower and one text table. */

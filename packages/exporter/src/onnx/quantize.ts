@@ -2,8 +2,8 @@
 // and fusions expect (the same graph shape as its own `quantize_dynamic`): activations are
 // quantized to uint8 per tensor at run time (DynamicQuantizeLinear), weights are stored as 8-bit
 // integers with one scale per output channel, and the integer product is scaled back to float.
-// Small layers stay float: they cost little and lose the most accuracy. Convolutions stay float
-// by default: onnxruntime 1.30's ConvInteger is slower than its float NCHWc convolution here
+// Small layers stay float: they cost little and lose the most accuracy. Convolutions stay float:
+// onnxruntime 1.30's ConvInteger was slower than its float NCHWc convolution when tried here
 // (decoder 1.02 s with uint8 weights, 4.9 s with int8, 0.80 s in float; docs/benchmarks.md).
 import type { GraphBuilder } from './builder.js';
 import { DataType, type NodeProto } from './proto.js';
@@ -11,16 +11,9 @@ import { DataType, type NodeProto } from './proto.js';
 /** Weights with fewer elements than this stay float32. */
 export const MIN_QUANTIZED_WEIGHTS = 16384;
 
-/** Which layers to quantize. */
-export interface QuantizeOptions {
-  /** Also dense convolutions, through ConvInteger (default false). */
-  convolutions?: boolean;
-}
-
 /** Counts of the layers a quantization pass rewrote. */
 export interface QuantizeReport {
   matMul: number;
-  conv: number;
 }
 
 /** Symmetric per-column (`axis` = last) or per-row (first) int8 codes and scales of a weight. */
@@ -59,15 +52,14 @@ function newNode(
 }
 
 /**
- * Replace MatMuls with a constant 2D weight and dense Convs with their dynamic int8 forms.
+ * Replace MatMuls with a constant 2D weight with their dynamic int8 form.
  * Returns the new node list (outputs keep their names) and what was rewritten.
  */
 export function quantizeInt8(
   nodes: NodeProto[],
   g: GraphBuilder,
-  options: QuantizeOptions = {},
 ): { nodes: NodeProto[]; report: QuantizeReport } {
-  const report: QuantizeReport = { matMul: 0, conv: 0 };
+  const report: QuantizeReport = { matMul: 0 };
   const out: NodeProto[] = [];
   // One DynamicQuantizeLinear per activation, shared by all products that read it.
   const quantized = new Map<string, [string, string, string]>();
@@ -112,28 +104,6 @@ export function quantizeInt8(
       out.push(newNode(g, 'MatMulInteger', [xq, wq, xz], [y]));
       rescale(y, xs, ws, n.outputs[0]);
       report.matMul++;
-      continue;
-    }
-    const group = (n.attributes.group?.value as number | undefined) ?? 1;
-    if (options.convolutions && n.opType === 'Conv' && w && w.dims.length === 4 && group === 1) {
-      const [o, i, kh, kw] = w.dims;
-      const { codes, scales } = quantizeWeights(w.data as Float32Array, o, i * kh * kw, false);
-      // onnxruntime's ConvInteger takes uint8 weights with one zero point: codes + 128.
-      const u8 = Uint8Array.from(codes, (v) => v + 128);
-      const wq = g.addInitializer(`${n.inputs[1]}:uint8`, DataType.UINT8, [o, i, kh, kw], u8);
-      const wz = g.addInitializer(`${n.inputs[1]}:zero`, DataType.UINT8, [], Uint8Array.of(128));
-      const ws = g.addInitializer(`${n.inputs[1]}:scale`, DataType.FLOAT, [1, o, 1, 1], scales);
-      const [xq, xs, xz] = quantize(n.inputs[0]);
-      const y = g.fresh('yi');
-      out.push(newNode(g, 'ConvInteger', [xq, wq, xz, wz], [y], n.attributes));
-      if (n.inputs[2]) {
-        const scaled = g.fresh('conv_scaled');
-        rescale(y, xs, ws, scaled);
-        const bias = g.initializers.get(n.inputs[2]);
-        const b = bias ? g.reshapeConst(n.inputs[2], [1, o, 1, 1]) : n.inputs[2];
-        out.push(newNode(g, 'Add', [scaled, b], [n.outputs[0]]));
-      } else rescale(y, xs, ws, n.outputs[0]);
-      report.conv++;
       continue;
     }
     out.push(n);

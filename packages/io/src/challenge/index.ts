@@ -37,6 +37,19 @@ export interface ChallengeCase {
 }
 
 /**
+ * The raw modality token of a challenge file name (`2D_X-Ray_a.npz` → 'X-Ray') and the dims its
+ * `2D`/`3D` prefix names; not checked against the known modalities (see `modalityFromFileName`).
+ */
+export function fileNameToken(name: string): { token: string; dims?: 2 | 3 } {
+  const base = path.basename(name).replace(/\.npz$/i, '');
+  const tokens = base.split('_');
+  // `2D`/`3D`, and the challenge's own `2DBox`/`3DBox` prefixes (its inference takes token 1 always).
+  if (/^[23]D/.test(tokens[0]) && !(tokens[0] in MODALITY_ALIASES))
+    return { token: tokens[1] ?? '', dims: tokens[0].startsWith('2D') ? 2 : 3 };
+  return { token: tokens[0] };
+}
+
+/**
  * The modality named by a challenge file name, as the original code reads it: split the base
  * name on `_`, take token 0, or token 1 when token 0 is `2D`/`3D` (or another token starting
  * with them, such as the challenge demo's `2DBox`); aliases (`X-Ray`, `Mammo`,
@@ -48,15 +61,7 @@ export function modalityFromFileName(name: string): {
   categoryIdx: number;
   dims?: 2 | 3;
 } {
-  const base = path.basename(name).replace(/\.npz$/i, '');
-  const tokens = base.split('_');
-  let dims: 2 | 3 | undefined;
-  let token = tokens[0];
-  // `2D`/`3D`, and the challenge's own `2DBox`/`3DBox` prefixes (its inference takes token 1 always).
-  if (/^[23]D/.test(token) && !(token in MODALITY_ALIASES)) {
-    dims = token.startsWith('2D') ? 2 : 3;
-    token = tokens[1] ?? '';
-  }
+  const { token, dims } = fileNameToken(name);
   const modality = parseModality(token, name);
   return { modality, categoryIdx: MODALITIES.indexOf(modality), dims };
 }
