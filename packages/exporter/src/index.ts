@@ -27,3 +27,5 @@ export { traceKernels } from './trace.js';
 export type { Trace, KernelCall, TensorMeta, ConstTensor } from './trace.js';
 export { KERNELS } from './onnx/ops.js';
 export { encodeModel } from './onnx/proto.js';
+export { standinClipOnnx, writeStandinClip } from './standin_clip.js';
+export type { StandinClipFiles } from './standin_clip.js';

@@ -10,3 +10,13 @@ export { loadOrt, openOrtSession } from './onnx_session.js';
 export type { OnnxExecutionProvider, OrtModule, OrtSessionOptions } from './onnx_session.js';
 export { CachedImageFeatures, cropKey } from './cache.js';
 export type { CachedImageFeaturesOptions, ImageFeatureCacheStats } from './cache.js';
+export {
+  StandinClipVision,
+  standinClipWeights,
+  standinTextTable,
+  standinTextJSON,
+  STANDIN_SEED,
+  STANDIN_POOL,
+  STANDIN_POOLED,
+} from './standin_clip.js';
+export type { StandinClipWeights } from './standin_clip.js';
