@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { InputError } from '@mcp-medsam/core';
 import {
@@ -5,7 +6,11 @@ import {
   type ConvertOptions,
   type ConvertResult,
   type MaskInput,
+  type NdArray,
   convertCase,
+  ndarray,
+  validateChallengeCase,
+  writeNpzFile,
 } from '@mcp-medsam/io';
 
 export interface ConvertCliOptions {
@@ -13,6 +18,7 @@ export interface ConvertCliOptions {
   mask?: string[];
   labelMap?: string;
   labelValues?: string;
+  box?: string[];
   modality: string;
   name: string;
   outDir: string;
@@ -56,7 +62,10 @@ export function convertOptionsFromCli(o: ConvertCliOptions): ConvertOptions {
   if (pct && pct.length !== 2) throw new InputError('--percentiles takes two numbers, e.g. 0.5,99.5');
   if (o.foreground && o.foreground !== 'nonzero' && o.foreground !== 'positive')
     throw new InputError(`--foreground must be nonzero or positive, got '${o.foreground}'`);
-  if (!o.mask?.length && !o.labelMap) throw new InputError('give --mask (one per object) or --label-map');
+  if (!o.mask?.length && !o.labelMap && !o.box?.length)
+    throw new InputError('give --mask (one per object), --label-map, or --box (prompts without masks)');
+  if (o.box?.length && (o.mask?.length || o.labelMap))
+    throw new InputError('--box takes the place of masks: give either --box or --mask / --label-map');
   return {
     image: o.image,
     masks: o.mask?.map(parseMaskArg),
@@ -79,8 +88,66 @@ export function convertOptionsFromCli(o: ConvertCliOptions): ConvertOptions {
   };
 }
 
+/** The integers of each `--box` value (4 for 2D, 6 for 3D, all boxes alike). */
+export function parseBoxArgs(boxes: string[]): number[][] {
+  const rows = boxes.map((b) => {
+    const v = b.split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
+    if ((v.length !== 4 && v.length !== 6) || !v.every(Number.isSafeInteger))
+      throw new InputError(`--box '${b}' must be 4 integers x0,y0,x1,y1 (2D) or 6 x0,y0,z0,x1,y1,z1 (3D)`);
+    return v;
+  });
+  if (rows.some((r) => r.length !== rows[0].length))
+    throw new InputError('--box: give every box with the same number of values');
+  return rows;
+}
+
+/**
+ * Box rows as the (N,4|6) int64 `boxes` of a case, checked against its image as inference checks
+ * them: x and y half-open pixel ranges within the image, z slice indices within the volume.
+ */
+export function boxesForCase(rows: number[][], imgs: NdArray, dims: 2 | 3): NdArray<'int64'> {
+  const k = dims === 2 ? 4 : 6;
+  if (rows[0].length !== k)
+    throw new InputError(
+      `--box: a ${dims}D case takes ${k} values (${dims === 2 ? 'x0,y0,x1,y1' : 'x0,y0,z0,x1,y1,z1'}), got ${rows[0].length}`,
+    );
+  const out = ndarray('int64', [rows.length, k]);
+  rows.forEach((r, i) => {
+    const depth = imgs.shape[0];
+    if (dims === 3 && (r[2] >= depth || r[5] >= depth))
+      throw new InputError(
+        `--box [${r.join(', ')}] is out of bounds (z must lie in [0, ${depth - 1}]: the volume has ${depth} slices)`,
+      );
+    r.forEach((x, j) => (out.data[i * k + j] = BigInt(x)));
+  });
+  validateChallengeCase({ imgs, boxes: out }, dims, '--box');
+  return out;
+}
+
+/**
+ * Convert a case. With `--box` the image is converted without labels (so a volume keeps every
+ * slice) and the npz holds `imgs`, the given `boxes` and, in 3D, `spacing`: ready for `infer`.
+ */
 export async function runConvert(o: ConvertCliOptions): Promise<ConvertResult> {
-  return convertCase(convertOptionsFromCli(o));
+  const opts = convertOptionsFromCli(o);
+  if (!o.box?.length) return convertCase(opts);
+  if (opts.maxFileBytes !== undefined)
+    throw new InputError(
+      '--box cannot be combined with --max-file-bytes (the boxes would not fit a downscaled image)',
+    );
+  const rows = parseBoxArgs(o.box);
+  const r = await convertCase(opts);
+  let boxes: NdArray<'int64'>;
+  try {
+    boxes = boxesForCase(rows, r.arrays.imgs, r.dims);
+  } catch (e) {
+    await rm(r.path, { force: true });
+    throw e;
+  }
+  const arrays: Record<string, NdArray> = { ...r.arrays, boxes };
+  delete arrays.gts;
+  await writeNpzFile(r.path, arrays, { compress: true });
+  return { ...r, labels: [], boxes, arrays };
 }
 
 export function registerConvert(program: Command): void {
@@ -96,6 +163,10 @@ export function registerConvert(program: Command): void {
     .option('--mask <files...>', 'one binary mask per object (file, or file@top,left for a box-cropped mask)')
     .option('--label-map <file>', 'one label map (0 = background)')
     .option('--label-values <list>', 'label-map values to keep, in label order (e.g. 128,192,255)')
+    .option(
+      '--box <boxes...>',
+      'box prompts instead of masks, in pixels/voxels of the image: x0,y0,x1,y1 (2D) or x0,y0,z0,x1,y1,z1 (3D); the npz then has no gts',
+    )
     .requiredOption(
       '--modality <name>',
       'CT, MR, Endoscopy, XRay, PET, Dermoscopy, Mammography, US, OCT, Fundus, Microscopy (or an alias)',
@@ -134,8 +205,10 @@ export function registerConvert(program: Command): void {
       };
       if (o.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       else {
+        const n = r.boxes.shape[0];
+        const what = o.box?.length ? `${n} box${n === 1 ? '' : 'es'}` : `${r.labels.length} labels`;
         process.stdout.write(
-          `wrote ${r.path}: ${r.dims}D ${r.modality}, imgs [${summary.shape.join(', ')}], ${r.labels.length} labels\n`,
+          `wrote ${r.path}: ${r.dims}D ${r.modality}, imgs [${summary.shape.join(', ')}], ${what}\n`,
         );
         if (r.removed.length) process.stdout.write(`removed: ${r.removed.join('; ')}\n`);
         if (r.scaled) process.stdout.write(`${r.scaled}\n`);
