@@ -26,10 +26,12 @@ export function readBoxes(
       const [lo, hi] = [row[j], row[j + half]];
       if (hi < lo) throw new InputError(`${txt} is inverted (${ax}_max < ${ax}_min)`, { file });
       if (hi === lo && ax !== 'z') throw new InputError(`${txt} is empty (${ax}_max = ${ax}_min)`, { file });
-      // z is a slice index (inclusive); x and y are half-open pixel ranges.
-      const max = ax === 'z' ? limit.z - 1 : limit[ax];
-      if (lo < 0 || hi > max)
-        throw new InputError(`${txt} is out of bounds (${ax} must lie in [0, ${max}])`, { file });
+      // x and y are half-open pixel ranges. z0 is a slice index; z1 may be D, as io's case check
+      // allows: the original's upward loop stops before z1 (range(zm, z1)), so it never reads it.
+      if (lo < 0 || hi > limit[ax])
+        throw new InputError(`${txt} is out of bounds (${ax} must lie in [0, ${limit[ax]}])`, { file });
+      if (ax === 'z' && lo > limit.z - 1)
+        throw new InputError(`${txt} is out of bounds (z_min must be below the slice count ${limit.z})`, { file });
     });
     rows.push(row);
   }

@@ -74,7 +74,8 @@ export async function inferDirectory(options: InferDirectoryOptions): Promise<Ca
         boxes: c.boxes.shape[0],
         stages: result.seconds,
       });
-      log(`[${i + 1}/${names.length}] ${name}: ${c.boxes.shape[0]} boxes, ${seconds.toFixed(2)} s`);
+      const n = c.boxes.shape[0];
+      log(`[${i + 1}/${names.length}] ${name}: ${n} box${n === 1 ? '' : 'es'}, ${seconds.toFixed(2)} s`);
     } catch (e) {
       const seconds = (performance.now() - t0) / 1000;
       reports.push({ name, ok: false, seconds, error: describe(e) });

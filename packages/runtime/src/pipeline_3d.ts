@@ -82,7 +82,7 @@ export async function segment3D(
       idx: i + 1,
       box2d: [x0, y0, x1, y1],
       zm,
-      upEnd: inclusive ? z1 : z1 - 1,
+      upEnd: inclusive ? Math.min(z1, D - 1) : z1 - 1,
       downEnd: inclusive ? z0 : z0 + 1,
       upPrev: null,
       downPrev: null,
