@@ -10,3 +10,4 @@ export * from './kernels/index.js';
 export * from './challenge/index.js';
 export * from './convert/index.js';
 export * from './preprocess/index.js';
+export * from './synthetic/index.js';
