@@ -164,6 +164,65 @@ describe.each(['cpu', 'wasm'] as const)('nn layers on %s', (backend) => {
     return y;
   }
 
+  test('frozen BatchNorm2d trains as it evaluates: running statistics, no update, affine gradients', () => {
+    const c = 3;
+    const shape = [2, 2, 3, c];
+    const size = 2 * 2 * 3 * c;
+    const [g, b, mean] = [ref.randomArray(c, 71), ref.randomArray(c, 72), ref.randomArray(c, 73)];
+    const variance = ref.randomArray(c, 74).map((v) => 0.5 + Math.abs(v));
+    const m = new BatchNorm2d(c);
+    const sd = new Map([
+      ['weight', { shape: [c], data: g }],
+      ['bias', { shape: [c], data: b }],
+      ['running_mean', { shape: [c], data: mean }],
+      ['running_var', { shape: [c], data: variance }],
+    ]);
+    m.loadStateDict(sd, { strict: false });
+    const x = ref.randomArray(size, 75, 2);
+    const evalOut = run(m.eval(), x, shape);
+    expect(nn.freezeBatchNorm(m)).toBe(1);
+    m.train();
+    expect(ref.maxAbsDiff(run(m, x, shape), evalOut)).toBeLessThan(1e-6);
+    expect(Array.from(m.getBuffer('running_mean').dataSync())).toEqual(Array.from(Float32Array.from(mean)));
+    expect(m.getBuffer('num_batches_tracked').dataSync()[0]).toBe(0);
+
+    const r = Float64Array.from(ref.randomArray(size, 76));
+    const forward64 = (xv: ArrayLike<number>, gv: ArrayLike<number>, bv: ArrayLike<number>) =>
+      Float64Array.from(xv, (v, i) => {
+        const ch = i % c;
+        return ((v - mean[ch]) / Math.sqrt(variance[ch] + 1e-5)) * gv[ch] + bv[ch];
+      });
+    const loss = (y: Float64Array) => y.reduce((a, v, i) => a + v * r[i], 0);
+    const xt = tf.variable(tf.tensor(x, shape));
+    const { grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(m.forward(xt), tf.tensor(Float32Array.from(r), shape))) as tf.Scalar,
+      [xt, m.getParam('weight'), m.getParam('bias')],
+    );
+    const [dx, dg, db] = [xt, m.getParam('weight'), m.getParam('bias')].map((v) => grads[v.name].dataSync());
+    const [x64, g64, b64] = [Float64Array.from(x), Float64Array.from(g), Float64Array.from(b)];
+    expect(
+      ref.maxAbsDiff(
+        dx,
+        fd((v) => loss(forward64(v, g64, b64)), x64),
+      ),
+    ).toBeLessThan(1e-4);
+    expect(
+      ref.maxAbsDiff(
+        dg,
+        fd((v) => loss(forward64(x64, v, b64)), g64),
+      ),
+    ).toBeLessThan(1e-4);
+    expect(
+      ref.maxAbsDiff(
+        db,
+        fd((v) => loss(forward64(x64, g64, v)), b64),
+      ),
+    ).toBeLessThan(1e-4);
+    expect(nn.freezeBatchNorm(m, false)).toBe(1);
+    xt.dispose();
+    m.dispose();
+  });
+
   test.each(['BatchNorm2d (train)', 'LayerNorm (train)'])('%s gradients match finite differences', (kind) => {
     const c = 4;
     const shape = [2, 3, 2, c];

@@ -4,9 +4,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MODALITIES, tf } from '@mcp-medsam/core';
 import type { Module } from '@mcp-medsam/core';
+import { InputError } from '@mcp-medsam/core';
 import { CROP_SIZE, EMBEDDING_SIZE } from '@mcp-medsam/model';
-import type { McpMedsam } from '@mcp-medsam/model';
-import type { BuiltGraph } from './graph.js';
+import type { ExtensionInputSpec, McpMedsam, PromptExtension, PromptInputs } from '@mcp-medsam/model';
+import type { BuiltGraph, GraphSymbol } from './graph.js';
 import { buildOnnx, IR_VERSION, OPSET, PRODUCER } from './graph.js';
 import type { ValueInfoProto } from './onnx/proto.js';
 import type { Trace } from './trace.js';
@@ -39,8 +40,52 @@ export interface DecoderTensors {
   categoryIdx: tf.Tensor;
   /** (B, 3, 64, 64) in [0, 1]. */
   crops: tf.Tensor;
+  /** The prompt extensions' inputs by name (graph inputs after the base ones). */
+  extra?: Record<string, tf.Tensor>;
 }
 
+/** One prompt-extension input of the decoder graph. */
+export interface ExtensionGraphInput {
+  extension: PromptExtension;
+  spec: ExtensionInputSpec;
+}
+
+/** The decoder graph's prompt-extension inputs, after DECODER_INPUTS, in registration order. */
+export function extensionGraphInputs(model: McpMedsam): ExtensionGraphInput[] {
+  return model.promptExtensions.flatMap((extension) => extension.inputs.map((spec) => ({ extension, spec })));
+}
+
+/** Every input name of the model's decoder graph. */
+export function decoderInputNames(model: McpMedsam): string[] {
+  return [...DECODER_INPUTS, ...extensionGraphInputs(model).map((x) => x.spec.name)];
+}
+
+/** A symbolic size of an extension input: dynamic in the graph, traced at two sizes. */
+interface ExtensionSymbol {
+  extension: string;
+  symbol: string;
+  /** Its name in the graph: the symbol, or `<extension>_<symbol>` when extensions share it. */
+  graphName: string;
+  /** The first input declaring it, and the axis. */
+  input: string;
+  axis: number;
+}
+
+/** The two sizes every symbolic extension dim is traced at (the batch uses 1 and 2). */
+const SYMBOL_SIZES: [number, number] = [2, 3];
+
+function extensionSymbols(model: McpMedsam): ExtensionSymbol[] {
+  const found: ExtensionSymbol[] = [];
+  for (const { extension, spec } of extensionGraphInputs(model))
+    spec.shape.forEach((d, axis) => {
+      if (axis === 0 || typeof d !== 'string') return;
+      if (found.some((f) => f.extension === extension.name && f.symbol === d)) return;
+      found.push({ extension: extension.name, symbol: d, graphName: d, input: spec.name, axis });
+    });
+  for (const f of found)
+    if (found.some((o) => o !== f && o.symbol === f.symbol)) f.graphName = `${f.extension}_${f.symbol}`;
+  return found;
+}
 /** A trace and the traced computation's results (the caller disposes them). */
 export interface TraceResult {
   trace: Trace;
@@ -84,27 +129,32 @@ export function traceEncoder(model: McpMedsam, image: tf.Tensor): TraceResult {
   return { trace: trace!, results };
 }
 
-/** Traces `decode` (prompt encoder and mask decoder); the results are low_res_logits and iou. */
+/**
+ * Traces `decode` (prompt encoder and mask decoder); the results are low_res_logits and iou. The
+ * traced inputs are DECODER_INPUTS, then the prompt extensions' inputs from `t.extra`.
+ */
 export function traceDecoder(model: McpMedsam, t: DecoderTensors): TraceResult {
+  const extNames = extensionGraphInputs(model).map((x) => x.spec.name);
+  const extTensors = extNames.map((name) => {
+    const x = t.extra?.[name];
+    if (!x) throw new InputError(`traceDecoder: the prompt-extension input '${name}' is missing`);
+    return x;
+  });
   let trace: Trace | undefined;
   const results = inEvalMode(model, () => {
     const out: tf.Tensor[] = [];
     trace = traceKernels(
-      (emb, boxes, clipImage, clipText, categoryIdx, crops) => {
+      (emb, boxes, clipImage, clipText, categoryIdx, crops, ...extra) => {
         const kept = tf.tidy(() => {
-          const d = model.decode(tf.transpose(emb, [0, 2, 3, 1]), {
-            boxes,
-            clipImage,
-            clipText,
-            categoryIdx,
-            crops,
-          });
+          const prompts: PromptInputs = { boxes, clipImage, clipText, categoryIdx, crops };
+          if (extNames.length) prompts.extra = Object.fromEntries(extNames.map((n, i) => [n, extra[i]]));
+          const d = model.decode(tf.transpose(emb, [0, 2, 3, 1]), prompts);
           return [d.lowResLogits, d.iou];
         });
         out.push(...kept);
         return out;
       },
-      [t.imageEmbeddings, t.boxes, t.clipImage, t.clipText, t.categoryIdx, t.crops],
+      [t.imageEmbeddings, t.boxes, t.clipImage, t.clipText, t.categoryIdx, t.crops, ...extTensors],
       stateNames(model),
     );
     return out;
@@ -117,11 +167,28 @@ export function exampleImage(batch: number, size = 256): tf.Tensor {
   return tf.randomUniform([batch, 3, size, size], 0, 1, 'float32', 1234 + batch);
 }
 
-/** Deterministic example decoder inputs with valid boxes and categories. */
-export function exampleDecoderInputs(model: McpMedsam, batch: number): DecoderTensors {
+/**
+ * Deterministic example decoder inputs with valid boxes and categories, and the prompt
+ * extensions' example inputs (`sizes[extension][symbol]`: sizes of their symbolic dims, default 2).
+ */
+export function exampleDecoderInputs(
+  model: McpMedsam,
+  batch: number,
+  sizes: Record<string, Record<string, number>> = {},
+): DecoderTensors {
   const c = model.config;
   const boxes = Array.from({ length: batch }, (_, i) => [10 + 7 * i, 20 + 3 * i, 120 + 11 * i, 200 - 5 * i]);
+  const extensions = model.promptExtensions;
+  const extra: Record<string, tf.Tensor> = {};
+  extensions.forEach((ext, k) => {
+    const own: Record<string, number> = {};
+    for (const spec of ext.inputs)
+      for (const d of spec.shape.slice(1))
+        if (typeof d === 'string') own[d] = sizes[ext.name]?.[d] ?? SYMBOL_SIZES[0];
+    Object.assign(extra, ext.exampleInputs(batch, own, 51 + batch + 100 * k));
+  });
   return {
+    ...(extensions.length ? { extra } : {}),
     imageEmbeddings: tf.randomNormal(
       [batch, c.embedDim, EMBEDDING_SIZE, EMBEDDING_SIZE],
       0,
@@ -144,7 +211,11 @@ function disposeAll(...groups: (tf.Tensor[] | DecoderTensors | tf.Tensor)[]): vo
   for (const g of groups) {
     if (g instanceof tf.Tensor) g.dispose();
     else if (Array.isArray(g)) tf.dispose(g);
-    else tf.dispose(Object.values(g));
+    else {
+      const { extra, ...base } = g;
+      tf.dispose(Object.values(base));
+      if (extra) tf.dispose(Object.values(extra));
+    }
   }
 }
 
@@ -174,22 +245,46 @@ export function exportEncoder(model: McpMedsam, options: ExportGraphOptions = {}
   });
 }
 
-/** The prompt encoder and mask decoder as an ONNX model (see DECODER_INPUTS / DECODER_OUTPUTS). */
+/**
+ * The prompt encoder and mask decoder as an ONNX model (see DECODER_INPUTS / DECODER_OUTPUTS),
+ * with one more input per prompt-extension input; their symbolic dims are dynamic (one more
+ * trace each).
+ */
 export function exportDecoder(model: McpMedsam, options: ExportGraphOptions = {}): BuiltGraph {
   const [b1, b2] = options.batches ?? [1, 2];
-  const traces = [b1, b2].map((b) => {
-    const inputs = exampleDecoderInputs(model, b);
+  const traceAt = (b: number, sizes: Record<string, Record<string, number>> = {}) => {
+    const inputs = exampleDecoderInputs(model, b, sizes);
     const r = traceDecoder(model, inputs);
     disposeAll(inputs, r.results);
     return r.trace;
-  });
+  };
+  const traces = [b1, b2].map((b) => traceAt(b));
+  const symbols: GraphSymbol[] = extensionSymbols(model).map((s) => ({
+    name: s.graphName,
+    trace: traceAt(b1, { [s.extension]: { [s.symbol]: SYMBOL_SIZES[1] } }),
+    values: SYMBOL_SIZES,
+    input: s.input,
+    axis: s.axis,
+  }));
+  const extensions = model.promptExtensions.map((e) => e.name);
   return buildOnnx(traces[0], traces[1], {
     name: `mcp_medsam_prompt_decoder_${model.config.name}`,
-    inputs: DECODER_INPUTS.map((name) => ({ name, dtype: name === 'category_idx' ? 'int64' : undefined })),
+    inputs: [
+      ...DECODER_INPUTS.map((name) => ({
+        name,
+        dtype: name === 'category_idx' ? ('int64' as const) : undefined,
+      })),
+      ...extensionGraphInputs(model).map((x) => ({ name: x.spec.name })),
+    ],
     outputs: [...DECODER_OUTPUTS],
     batches: [b1, b2],
-    metadata: { preset: model.config.name, ...(options.quantize ? { quantization: options.quantize } : {}) },
+    metadata: {
+      preset: model.config.name,
+      ...(options.quantize ? { quantization: options.quantize } : {}),
+      ...(extensions.length ? { prompt_extensions: extensions.join(',') } : {}),
+    },
     ...(options.quantize ? { quantize: options.quantize } : {}),
+    ...(symbols.length ? { symbols } : {}),
   });
 }
 
@@ -206,6 +301,24 @@ export interface ExportOnnxResult {
 function ioJson(v: ValueInfoProto[]) {
   const types: Record<number, string> = { 1: 'float32', 6: 'int32', 7: 'int64', 9: 'bool' };
   return v.map((x) => ({ name: x.name, dtype: types[x.elemType] ?? String(x.elemType), shape: x.shape }));
+}
+
+/**
+ * The manifest's `promptExtensions` (only when the model has any): each extension's inputs with
+ * the dtype and shape the decoder graph declares for them.
+ */
+function promptExtensionsManifest(model: McpMedsam, decoder: BuiltGraph) {
+  if (!model.promptExtensions.length) return {};
+  const graphInputs = new Map(ioJson(decoder.inputs).map((x) => [x.name, x]));
+  return {
+    promptExtensions: model.promptExtensions.map((ext) => ({
+      name: ext.name,
+      inputs: ext.inputs.map((spec) => ({
+        ...graphInputs.get(spec.name)!,
+        ...(spec.description ? { description: spec.description } : {}),
+      })),
+    })),
+  };
 }
 
 /**
@@ -256,6 +369,7 @@ export function exportOnnx(model: McpMedsam, options: ExportOnnxOptions): Export
       lowResLogits: 'crop to the resized extent, bilinear-resize to the original size, sigmoid > 0.5',
     },
     modalities: MODALITIES.map((name, index) => ({ index, name, text: `${name} Image` })),
+    ...promptExtensionsManifest(model, decoder),
   };
   const manifestPath = path.join(options.outDir, 'manifest.json');
   writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');

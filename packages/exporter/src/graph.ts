@@ -1,10 +1,11 @@
 // Builds an ONNX model from two kernel traces of the same computation at different batch sizes:
-// the first gives the graph, the second tells which sizes scale with the batch. Parameters
+// the first gives the graph, the second tells which sizes scale with the batch (and one more
+// trace per symbolic size, such as a prompt extension's point count). Parameters
 // become initializers named by their state-dict keys; constant subgraphs (BatchNorm folding,
 // filter transposes, gathered weights, the dense positional encoding) are already evaluated in
 // the trace and become initializers too.
 import type { KernelCall, TensorMeta, Trace } from './trace.js';
-import { GraphBuilder, onnxType } from './onnx/builder.js';
+import { GraphBuilder, onnxType, type Dim } from './onnx/builder.js';
 import type { OpContext } from './onnx/ops.js';
 import { KERNELS } from './onnx/ops.js';
 import type { NodeProto, OnnxDataType, ValueInfoProto } from './onnx/proto.js';
@@ -34,6 +35,22 @@ export interface BuildOptions {
   docString?: string;
   /** Dynamic int8 quantization of the large MatMul and Conv weights (onnx/quantize.ts). */
   quantize?: 'int8';
+  /**
+   * Symbolic sizes besides the batch: each with a trace at the first batch size in which only
+   * this size differs from the first trace (`values`: its size in the first trace, then in its
+   * own), and the graph input axis it is read from.
+   */
+  symbols?: GraphSymbol[];
+}
+
+export interface GraphSymbol {
+  /** The dim's name in the graph's input shapes. */
+  name: string;
+  trace: Trace;
+  values: [number, number];
+  /** Name of the graph input (as in `inputs`) and the axis holding the size. */
+  input: string;
+  axis: number;
 }
 
 export interface BuiltGraph {
@@ -68,6 +85,12 @@ function alignShapes(a: Trace, b: Trace): Map<number, number[]> {
     ca.outputs.forEach((o, j) => shapes.set(o.id, cb.outputs[j].shape));
   });
   return shapes;
+}
+
+/** Shapes of trace A's tensors in every trace: A's own, then each other trace's. */
+function alignAll(a: Trace, others: Trace[]): (id: number) => number[][] {
+  const aligned = others.map((t) => alignShapes(a, t));
+  return (id) => [a.tensors.get(id)!.shape, ...aligned.map((m) => m.get(id)!)];
 }
 
 /** Indices of the calls the outputs depend on. */
@@ -136,47 +159,71 @@ function prune(nodes: NodeProto[], outputs: string[]): { nodes: NodeProto[]; use
 function valueInfo(
   name: string,
   dtype: OnnxDataType,
-  s1: number[],
-  s2: number[],
+  shapes: number[][],
   g: GraphBuilder,
   batchName: string,
 ): ValueInfoProto {
   return {
     name,
     elemType: dtype,
-    shape: s1.map((d, i) => {
-      const dim = g.dim(d, s2[i]);
-      return dim.dynamic ? (dim.k === 1 ? batchName : `${batchName}*${dim.k}`) : dim.k;
-    }),
+    shape: shapes[0].map((_, i) => g.dimParam(g.dim(...shapes.map((s) => s[i])), batchName)),
   };
+}
+
+/** Whether a size is exactly symbol `i` (no batch factor, no other terms). */
+function isSymbol(d: Dim, i: number): boolean {
+  return !d.dynamic && d.k === 0 && d.coef.every((c, j) => c === (j === i ? 1 : 0));
 }
 
 /** The ONNX model of trace `a`, with the batch dimension found by comparing it with trace `b`. */
 export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph {
   if (options.inputs.length !== a.inputs.length || options.outputs.length !== a.outputs.length)
     throw new Error('the input and output names do not match the trace');
-  const shape2 = alignShapes(a, b);
+  const symbols = options.symbols ?? [];
+  const traces = [a, b, ...symbols.map((s) => s.trace)];
+  const shapesOf = alignAll(a, traces.slice(1));
+  const shape2 = (id: number) => shapesOf(id)[1];
   const [b1, b2] = options.batches;
   const batchName = options.batchName ?? 'batch';
-  const batched = a.inputs.findIndex((t) => t.shape[0] !== shape2.get(t.id)![0]);
+  const batched = a.inputs.findIndex((t) => t.shape[0] !== shape2(t.id)[0]);
   const g = new GraphBuilder(b1, b2, batched >= 0 ? options.inputs[batched].name : undefined);
 
   // Graph inputs, cast to the traced dtype where the ONNX type differs (int64 indices → int32).
   const names = new Map<number, string>();
+  const inputNames: string[] = [];
   const inputs: ValueInfoProto[] = [];
   a.inputs.forEach((t, i) => {
     const spec = options.inputs[i];
-    const onnxDtype = spec.dtype ?? t.dtype;
     const name = g.unique(spec.name);
-    inputs.push(valueInfo(name, onnxType(onnxDtype), t.shape, shape2.get(t.id)!, g, batchName));
+    inputNames.push(name);
+    const onnxDtype = spec.dtype ?? t.dtype;
     names.set(t.id, onnxDtype === t.dtype ? name : g.op('Cast', [name], { to: onnxType(t.dtype) }));
   });
+  g.defineSymbols(
+    symbols.map((s) => {
+      const at = options.inputs.findIndex((x) => x.name === s.input);
+      if (at < 0) throw new Error(`symbol ${s.name}: no graph input '${s.input}'`);
+      return { name: s.name, values: s.values, input: inputNames[at], axis: s.axis };
+    }),
+  );
+  a.inputs.forEach((t, i) => {
+    const spec = options.inputs[i];
+    const onnxDtype = spec.dtype ?? t.dtype;
+    const shapes = shapesOf(t.id);
+    // A symbol is read from its input's axis at run time: the traces must show exactly it there.
+    symbols.forEach((s, k) => {
+      if (s.input === spec.name && !isSymbol(g.dim(...shapes.map((sh) => sh[s.axis])), k))
+        throw new Error(`input ${spec.name} axis ${s.axis} does not follow symbol ${s.name} in the traces`);
+    });
+    inputs.push(valueInfo(inputNames[i], onnxType(onnxDtype), shapes, g, batchName));
+  });
 
-  // Which results are constants: folded in the trace and the same at both batch sizes.
+  // Which results are constants: folded in the trace and the same in every trace.
   const constant = new Set<number>();
   for (const [id, c] of a.constants) if (c.call === undefined) constant.add(id);
   const live = liveCalls(a);
-  const sameShape = (m: TensorMeta) => JSON.stringify(m.shape) === JSON.stringify(shape2.get(m.id));
+  const sameShape = (m: TensorMeta) =>
+    shapesOf(m.id).every((s) => JSON.stringify(s) === JSON.stringify(m.shape));
   const emitted: KernelCall[] = [];
   const emittedIdx: number[] = [];
   a.calls.forEach((c, i) => {
@@ -185,7 +232,7 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
       c.constInputs &&
       c.inputs.every(([, id]) => constant.has(id)) &&
       c.outputs.every(sameShape) &&
-      JSON.stringify(c.attrs) === JSON.stringify(b.calls[i].attrs);
+      traces.every((t) => JSON.stringify(c.attrs) === JSON.stringify(t.calls[i].attrs));
     if (foldable) for (const o of c.outputs) constant.add(o.id);
     else {
       emitted.push(c);
@@ -215,8 +262,8 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
     if (n) return n;
     const c = a.constants.get(id);
     if (!c || !constant.has(id)) throw new Error(`tensor ${id} has no producer in the graph`);
-    const s2 = shape2.get(id);
-    if (s2 && JSON.stringify(s2) !== JSON.stringify(c.shape))
+    const differs = shapesOf(id).some((s) => s && JSON.stringify(s) !== JSON.stringify(c.shape));
+    if (differs)
       throw new Error(`constant ${constName(id)} ${JSON.stringify(c.shape)} depends on the batch size`);
     n = g.constant(constName(id), c.dtype, c.shape, c.data);
     names.set(id, n);
@@ -225,7 +272,7 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
 
   const kernels: Record<string, number> = {};
   emitted.forEach((call, k) => {
-    const call2 = b.calls[emittedIdx[k]];
+    const calls = traces.map((t) => t.calls[emittedIdx[k]]);
     const mapper = KERNELS[call.kernel];
     if (!mapper) throw new Error(`no ONNX mapping for tfjs kernel '${call.kernel}'`);
     kernels[call.kernel] = (kernels[call.kernel] ?? 0) + 1;
@@ -239,15 +286,15 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
     const ctx: OpContext = {
       g,
       call,
-      call2,
+      calls,
       input: (s) => nameOf(need(s)),
       has: (s) => slot.has(s),
       inMeta: (s) => a.tensors.get(need(s))!,
-      inShape2: (s) => shape2.get(need(s))!,
+      inShapes: (s) => shapesOf(need(s)),
       slots: () => call.inputs.map(([s]) => s),
       out: (i = 0) => names.get(call.outputs[i].id)!,
       outMeta: (i = 0) => call.outputs[i],
-      outShape2: (i = 0) => shape2.get(call.outputs[i].id)!,
+      outShapes: (i = 0) => shapesOf(call.outputs[i].id),
     };
     try {
       mapper(ctx);
@@ -260,7 +307,7 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
   a.outputs.forEach((t, i) => {
     const name = g.unique(options.outputs[i]);
     g.op('Identity', [nameOf(t.id)], {}, name);
-    outputs.push(valueInfo(name, onnxType(t.dtype), t.shape, shape2.get(t.id)!, g, batchName));
+    outputs.push(valueInfo(name, onnxType(t.dtype), shapesOf(t.id), g, batchName));
   });
 
   const outNames = outputs.map((o) => o.name);

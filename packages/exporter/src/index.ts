@@ -6,6 +6,8 @@ export {
   traceDecoder,
   exampleImage,
   exampleDecoderInputs,
+  extensionGraphInputs,
+  decoderInputNames,
   stateNames,
   inEvalMode,
   CLIP_IMAGE_SIZE,
@@ -20,9 +22,10 @@ export type {
   ExportGraphOptions,
   ExportOnnxOptions,
   ExportOnnxResult,
+  ExtensionGraphInput,
 } from './export.js';
 export { buildOnnx, OPSET, IR_VERSION, PRODUCER } from './graph.js';
-export type { BuildOptions, BuiltGraph, GraphInputSpec } from './graph.js';
+export type { BuildOptions, BuiltGraph, GraphInputSpec, GraphSymbol } from './graph.js';
 export { traceKernels } from './trace.js';
 export type { Trace, KernelCall, TensorMeta, ConstTensor } from './trace.js';
 export { KERNELS } from './onnx/ops.js';

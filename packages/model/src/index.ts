@@ -2,11 +2,25 @@ export type { McpMedsamConfig, TinyViTConfig } from './config.js';
 export { EMBEDDING_SIZE, CROP_SIZE } from './config.js';
 export { MCP_MEDSAM, TINY, PRESETS, getPreset } from './presets.js';
 export { McpMedsam } from './mcp_medsam.js';
-export type { ForwardInputs, ForwardOutputs } from './mcp_medsam.js';
+export type { ForwardInputs, ForwardOutputs, McpMedsamOptions } from './mcp_medsam.js';
 export { TinyViT } from './image_encoder/tiny_vit.js';
 export type { EncoderTaps } from './image_encoder/tiny_vit.js';
-export { PromptEncoder } from './prompt_encoder/prompt_encoder.js';
+export { PromptEncoder, BASE_SPARSE_TOKENS } from './prompt_encoder/prompt_encoder.js';
 export type { PromptInputs, PromptOutputs } from './prompt_encoder/prompt_encoder.js';
+export {
+  PromptExtension,
+  RESERVED_INPUT_NAMES,
+  checkExtensionDeclaration,
+  validateExtensionInputs,
+} from './prompt_encoder/extension.js';
+export type {
+  ExtensionDim,
+  ExtensionInputSpec,
+  ExtensionEmbedding,
+  HostArray,
+  PromptExtensionSpec,
+} from './prompt_encoder/extension.js';
+export { PositionEmbeddingRandom } from './prompt_encoder/position_embedding_random.js';
 export { MaskDecoder } from './mask_decoder/mask_decoder.js';
 export type { MaskDecoderOutputs } from './mask_decoder/mask_decoder.js';
 export { TwoWayTransformer } from './mask_decoder/transformer.js';

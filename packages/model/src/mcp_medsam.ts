@@ -6,6 +6,8 @@ import type { EncoderTaps } from './image_encoder/tiny_vit.js';
 import { MaskDecoder } from './mask_decoder/mask_decoder.js';
 import { PromptEncoder } from './prompt_encoder/prompt_encoder.js';
 import type { PromptInputs } from './prompt_encoder/prompt_encoder.js';
+import { validateExtensionInputs } from './prompt_encoder/extension.js';
+import type { PromptExtension, PromptExtensionSpec } from './prompt_encoder/extension.js';
 
 /** Inputs of one forward pass (the fixture names in comments). */
 export interface ForwardInputs extends PromptInputs {
@@ -34,6 +36,15 @@ export interface ForwardOutputs {
   tap_patch_embed?: tf.Tensor;
 }
 
+export interface McpMedsamOptions {
+  /**
+   * Prompt extensions, registered in this order (their tokens follow the base ones in this
+   * order). Functions are called with the configuration after the base modules are built, so the
+   * base weights are initialised exactly as without extensions.
+   */
+  promptExtensions?: readonly PromptExtensionSpec[];
+}
+
 /**
  * MCP-MedSAM: `image_encoder` (TinyViT), `mask_decoder` (MaskDecoder_F4) and `prompt_encoder`, in
  * the original's attribute order so the state dict matches key for key.
@@ -43,7 +54,10 @@ export class McpMedsam extends Module {
   readonly mask_decoder: MaskDecoder;
   readonly prompt_encoder: PromptEncoder;
 
-  constructor(readonly config: McpMedsamConfig) {
+  constructor(
+    readonly config: McpMedsamConfig,
+    options: McpMedsamOptions = {},
+  ) {
     super();
     this.image_encoder = this.child(
       'image_encoder',
@@ -51,6 +65,13 @@ export class McpMedsam extends Module {
     );
     this.mask_decoder = this.child('mask_decoder', new MaskDecoder(config));
     this.prompt_encoder = this.child('prompt_encoder', new PromptEncoder(config));
+    for (const spec of options.promptExtensions ?? [])
+      this.prompt_encoder.addExtension(typeof spec === 'function' ? spec(config) : spec);
+  }
+
+  /** The registered prompt extensions (`prompt_encoder.extensions.<name>`). */
+  get promptExtensions(): readonly PromptExtension[] {
+    return this.prompt_encoder.extensions;
   }
 
   /** The image embedding (B, 64, 64, C) NHWC of preprocessed images (B, 3, 256, 256). */
@@ -64,7 +85,7 @@ export class McpMedsam extends Module {
    * outputs; `lowResLogits` is (B, 1, 256, 256).
    */
   decode(imageEmbedding: tf.Tensor, prompts: PromptInputs) {
-    validatePrompts(prompts, this.config);
+    validatePrompts(prompts, this.config, this.promptExtensions);
     return tf.tidy(() => {
       const { sparse, dense } = this.prompt_encoder.forward(prompts);
       const pe = this.prompt_encoder.densePe();
@@ -79,7 +100,7 @@ export class McpMedsam extends Module {
   forward(inputs: ForwardInputs, options: { taps?: boolean } = {}): ForwardOutputs {
     // Validate everything before the expensive encoder runs.
     validateImage(inputs.image, this.config.imageSize);
-    validatePrompts(inputs, this.config);
+    validatePrompts(inputs, this.config, this.promptExtensions);
     if (inputs.image.shape[0] !== inputs.boxes.shape[0])
       throw new InputError(
         `image batch ${inputs.image.shape[0]} differs from the prompt batch ${inputs.boxes.shape[0]}`,
@@ -137,7 +158,11 @@ function validateImage(image: tf.Tensor, size: number): void {
   assertFinite(image, 'image');
 }
 
-function validatePrompts(p: PromptInputs, config: McpMedsamConfig): void {
+function validatePrompts(
+  p: PromptInputs,
+  config: McpMedsamConfig,
+  extensions: readonly PromptExtension[],
+): void {
   const b = p.boxes.shape[0];
   if (p.boxes.size !== b * 4)
     throw new InputError(`boxes must hold 4 values per sample, got ${shapeStr(p.boxes)}`);
@@ -174,6 +199,7 @@ function validatePrompts(p: PromptInputs, config: McpMedsamConfig): void {
     if (x1 < x0 || y1 < y0)
       throw new InputError(`box ${i} [${x0}, ${y0}, ${x1}, ${y1}] is inverted (x1 < x0 or y1 < y0)`);
   }
+  validateExtensionInputs(extensions, p.extra, b);
 }
 
 function assertFinite(t: tf.Tensor, name: string): void {

@@ -25,6 +25,17 @@ export interface DecodePrompts {
   categoryIdx: Int32Array;
   /** `n * 3 * 64 * 64` content crops in [0, 1], channel-first. */
   crops: Float32Array;
+  /**
+   * Inputs of the model's prompt extensions by their declared names, each with its full shape
+   * (batch `n` first); the engine checks them against the model or the export manifest.
+   */
+  extra?: Record<string, ExtraInput>;
+}
+
+/** One prompt-extension input: row-major data and its shape. */
+export interface ExtraInput {
+  data: Float32Array | Int32Array;
+  shape: number[];
 }
 
 /** Decoder outputs for `n` boxes. */

@@ -1,11 +1,12 @@
 export { LOW_RES_SIZE, MODEL_IMAGE_SIZE, CROP_SIDE } from './engine.js';
-export type { SegmentationEngine, DecodePrompts, DecodeResult } from './engine.js';
+export type { SegmentationEngine, DecodePrompts, DecodeResult, ExtraInput } from './engine.js';
+export { checkExtraInputs } from './extra_inputs.js';
 export { OnnxEngine } from './onnx_engine.js';
 export type { OnnxEngineOptions } from './onnx_engine.js';
 export { TfjsEngine } from './tfjs_engine.js';
 export type { TfjsEngineOptions } from './tfjs_engine.js';
 export { readManifest, MANIFEST_FILE } from './manifest.js';
-export type { ExportManifest } from './manifest.js';
+export type { ExportManifest, ManifestExtraInput } from './manifest.js';
 export { exportCheckpoint } from './export_checkpoint.js';
 export { loadEngine, exportCheckpointCached, defaultExportCacheDir } from './load_engine.js';
 export type { LoadEngineOptions, EngineName } from './load_engine.js';

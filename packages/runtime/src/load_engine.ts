@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InputError } from '@mcp-medsam/core/common';
 import type { BackendName } from '@mcp-medsam/core';
+import type { PromptExtensionSpec } from '@mcp-medsam/model';
 import type { SegmentationEngine } from './engine.js';
 import { exportCheckpoint } from './export_checkpoint.js';
 import { MANIFEST_FILE } from './manifest.js';
@@ -36,6 +37,11 @@ export interface LoadEngineOptions {
   quantize?: 'int8';
   /** Where exports of checkpoints are kept (default `$XDG_CACHE_HOME/mcp-medsam/exports`). */
   cacheDir?: string;
+  /**
+   * Prompt extensions of a checkpoint trained with them (tfjs engine, or the export of a
+   * checkpoint); an export directory records its own in manifest.json.
+   */
+  promptExtensions?: readonly PromptExtensionSpec[];
   log?: (line: string) => void;
 }
 
@@ -57,7 +63,10 @@ async function sha256File(file: string): Promise<string> {
  */
 export async function exportCheckpointCached(
   checkpoint: string,
-  options: Pick<LoadEngineOptions, 'preset' | 'quantize' | 'cacheDir' | 'log' | 'backend'> = {},
+  options: Pick<
+    LoadEngineOptions,
+    'preset' | 'quantize' | 'cacheDir' | 'log' | 'backend' | 'promptExtensions'
+  > = {},
 ): Promise<string> {
   const key = (await sha256File(checkpoint)).slice(0, 32) + (options.quantize ? `-${options.quantize}` : '');
   const root = options.cacheDir ?? defaultExportCacheDir();

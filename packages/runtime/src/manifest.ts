@@ -9,6 +9,16 @@ import { DECODER_INPUTS } from '@mcp-medsam/exporter';
 
 export const MANIFEST_FILE = 'manifest.json';
 
+/** A prompt-extension input of the decoder graph, as the manifest records it. */
+export interface ManifestExtraInput {
+  /** The extension it belongs to. */
+  extension: string;
+  name: string;
+  dtype: 'float32' | 'int32';
+  /** 'batch', symbols such as 'P', or fixed sizes. */
+  shape: (number | string)[];
+}
+
 /** What the runtime reads from a manifest. */
 export interface ExportManifest {
   preset: string;
@@ -20,6 +30,8 @@ export interface ExportManifest {
   clipDim: number;
   /** 'int8' when the weights were quantized, else null. */
   quantization: string | null;
+  /** The decoder's prompt-extension inputs, after the base ones (empty without extensions). */
+  extraInputs: ManifestExtraInput[];
 }
 
 function check(ok: boolean, what: string, file: string): void {
@@ -56,9 +68,14 @@ export async function readManifest(dir: string): Promise<ExportManifest> {
     return path.resolve(dir, f as string);
   };
   const decInputs = (m.files?.prompt_decoder?.inputs ?? []).map((x: { name: string }) => x.name);
+  const extraInputs = readExtraInputs(m, file);
+  const expected = [...DECODER_INPUTS, ...extraInputs.map((x) => x.name)];
   check(
-    JSON.stringify(decInputs) === JSON.stringify(DECODER_INPUTS),
-    `prompt_decoder inputs are [${decInputs.join(', ')}], expected [${DECODER_INPUTS.join(', ')}]`,
+    JSON.stringify(decInputs) === JSON.stringify(expected),
+    `prompt_decoder inputs are [${decInputs.join(', ')}], expected [${expected.join(', ')}]` +
+      (decInputs.length > DECODER_INPUTS.length && !extraInputs.length
+        ? ' (inputs after the base ones need promptExtensions entries)'
+        : ''),
     file,
   );
   return {
@@ -69,5 +86,40 @@ export async function readManifest(dir: string): Promise<ExportManifest> {
     embeddingSize: int(pre.embeddingSize, 'preprocessing.embeddingSize'),
     clipDim: int(pre.clipDim, 'preprocessing.clipDim'),
     quantization: typeof m.quantization === 'string' ? m.quantization : null,
+    extraInputs,
   };
+}
+
+/** The `promptExtensions` entries of a manifest, checked, flattened in graph-input order. */
+function readExtraInputs(m: Record<string, any>, file: string): ManifestExtraInput[] {
+  if (m.promptExtensions === undefined) return [];
+  check(Array.isArray(m.promptExtensions), 'promptExtensions must be a list', file);
+  const out: ManifestExtraInput[] = [];
+  for (const [i, ext] of (m.promptExtensions as any[]).entries()) {
+    const where = `promptExtensions[${i}]`;
+    check(typeof ext?.name === 'string' && ext.name.length > 0, `${where}.name is missing`, file);
+    check(
+      Array.isArray(ext.inputs) && ext.inputs.length > 0,
+      `${where}.inputs must be a non-empty list`,
+      file,
+    );
+    for (const x of ext.inputs as any[]) {
+      check(typeof x?.name === 'string' && x.name.length > 0, `${where}: an input has no name`, file);
+      check(
+        x.dtype === 'float32' || x.dtype === 'int32',
+        `${where}.${x.name}: dtype must be float32 or int32`,
+        file,
+      );
+      const shapeOk =
+        Array.isArray(x.shape) &&
+        x.shape.length > 0 &&
+        x.shape.every(
+          (d: unknown) =>
+            (typeof d === 'string' && d.length > 0) || (Number.isSafeInteger(d) && (d as number) > 0),
+        );
+      check(shapeOk, `${where}.${x.name}: shape must list sizes and symbols`, file);
+      out.push({ extension: ext.name, name: x.name, dtype: x.dtype, shape: x.shape });
+    }
+  }
+  return out;
 }

@@ -1,6 +1,7 @@
 /** The exported graphs run by onnxruntime-node: the fast CPU (or CUDA) engine. */
 import type * as Ort from 'onnxruntime-node';
 import { FormatError } from '@mcp-medsam/core/common';
+import { checkExtraInputs } from './extra_inputs.js';
 import { OnnxRunError, openOrtSession, type OrtModule, type OrtSessionOptions } from '@mcp-medsam/prompts';
 import { CROP_SIDE, LOW_RES_SIZE, MODEL_IMAGE_SIZE } from './engine.js';
 import type { DecodePrompts, DecodeResult, SegmentationEngine } from './engine.js';
@@ -72,9 +73,19 @@ export class OnnxEngine implements SegmentationEngine {
     return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
   }
 
+  /**
+   * Decode `n` boxes; a graph exported with prompt extensions also takes their inputs from
+   * `p.extra` (checked against the manifest, InputError naming the extension otherwise).
+   */
   async decode(embedding: Float32Array, p: DecodePrompts, n: number): Promise<DecodeResult> {
     const { Tensor } = this.#ort;
     const { embedDim, embeddingSize: e, clipDim } = this.manifest;
+    checkExtraInputs(this.manifest.extraInputs, p.extra, n);
+    const extraFeeds: Record<string, Ort.Tensor> = {};
+    for (const x of this.manifest.extraInputs) {
+      const a = p.extra![x.name];
+      extraFeeds[x.name] = new Tensor(x.dtype, a.data, a.shape);
+    }
     const per = this.#embeddingLength;
     // The graph's batch axis is shared by all inputs, so the one embedding is repeated per box.
     const emb = new Float32Array(n * per);
@@ -90,6 +101,7 @@ export class OnnxEngine implements SegmentationEngine {
         [n],
       ),
       crops: new Tensor('float32', p.crops, [n, 3, CROP_SIDE, CROP_SIDE]),
+      ...extraFeeds,
     });
     const logits = (out.low_res_logits as Ort.Tensor).data as Float32Array;
     if (logits.length !== n * LOW_RES_SIZE * LOW_RES_SIZE)

@@ -5,7 +5,16 @@
 import { InputError, StateDictError } from '@mcp-medsam/core/common';
 import { initBackend, tf } from '@mcp-medsam/core';
 import type { BackendName } from '@mcp-medsam/core';
-import { McpMedsam, PRESETS, getPreset, loadStateDict, readCheckpointFile } from '@mcp-medsam/model';
+import {
+  McpMedsam,
+  PRESETS,
+  getPreset,
+  loadStateDict,
+  readCheckpointFile,
+  type PromptExtensionSpec,
+  type PromptInputs,
+} from '@mcp-medsam/model';
+import { checkExtraData } from './extra_inputs.js';
 import { CROP_SIDE, LOW_RES_SIZE, MODEL_IMAGE_SIZE } from './engine.js';
 import type { DecodePrompts, DecodeResult, SegmentationEngine } from './engine.js';
 
@@ -15,6 +24,11 @@ export interface TfjsEngineOptions {
   preset?: string;
   /** tfjs backend (default: the best available, see `initBackend`). */
   backend?: BackendName;
+  /**
+   * Prompt extensions the checkpoint was trained with (functions: one model is built per preset
+   * tried); their weights must be in the checkpoint.
+   */
+  promptExtensions?: readonly PromptExtensionSpec[];
 }
 
 /** {@link SegmentationEngine} over an `McpMedsam` in eval mode. */
@@ -36,7 +50,7 @@ export class TfjsEngine implements SegmentationEngine {
     const names = options.preset ? [getPreset(options.preset).name] : Object.keys(PRESETS);
     const errors: string[] = [];
     for (const name of names) {
-      const model = new McpMedsam(getPreset(name));
+      const model = new McpMedsam(getPreset(name), { promptExtensions: options.promptExtensions });
       try {
         const r = loadStateDict(model, ck.stateDict, { strict: true, file });
         if (r.kind !== 'full')
@@ -61,17 +75,27 @@ export class TfjsEngine implements SegmentationEngine {
     return Array.from({ length: n }, (_, i) => data.slice(i * per, (i + 1) * per));
   }
 
+  /** Decode `n` boxes; prompt-extension inputs in `p.extra` are checked by the model. */
   async decode(embedding: Float32Array, p: DecodePrompts, n: number): Promise<DecodeResult> {
     const c = this.model.config;
     const e = Math.round(Math.sqrt(embedding.length / c.embedDim));
+    for (const [name, a] of Object.entries(p.extra ?? {})) checkExtraData(name, a);
     const [logits, iou] = tf.tidy(() => {
-      const d = this.model.decode(tf.tensor4d(embedding, [1, e, e, c.embedDim]), {
+      const prompts: PromptInputs = {
         boxes: tf.tensor2d(p.boxes, [n, 4]),
         clipImage: tf.tensor2d(p.clipImage, [n, c.clipDim]),
         clipText: tf.tensor2d(p.clipText, [n, c.clipDim]),
         categoryIdx: tf.tensor1d(p.categoryIdx, 'int32'),
         crops: tf.tensor4d(p.crops, [n, 3, CROP_SIDE, CROP_SIDE]),
-      });
+      };
+      if (p.extra)
+        prompts.extra = Object.fromEntries(
+          Object.entries(p.extra).map(([name, a]) => [
+            name,
+            tf.tensor(a.data, a.shape, a.data instanceof Int32Array ? 'int32' : 'float32'),
+          ]),
+        );
+      const d = this.model.decode(tf.tensor4d(embedding, [1, e, e, c.embedDim]), prompts);
       return [d.lowResLogits, d.iou];
     });
     try {

@@ -4,10 +4,10 @@
  * from the loader's samples plus CLIP features, or from an npz written like
  * `fixtures/train/step-a.npz` (how anyone replays one step of the original).
  */
-import { InputError, tf } from '@mcp-medsam/core';
+import { InputError, Rng, tf } from '@mcp-medsam/core';
 import { readNpzFile, type NdArray, type TrainingSample } from '@mcp-medsam/io';
 import { ndarrayToTensor } from '@mcp-medsam/io/tensor';
-import type { ForwardInputs } from '@mcp-medsam/model';
+import type { ForwardInputs, PromptExtension } from '@mcp-medsam/model';
 
 export interface TrainBatch {
   /** (B,3,256,256) float32 preprocessed images. */
@@ -24,6 +24,16 @@ export interface TrainBatch {
   clipText: tf.Tensor2D;
   /** (B,) int32 modality indices. */
   categoryIdx: tf.Tensor1D;
+  /** Inputs of the model's prompt extensions, by name (batch first). */
+  extra?: Record<string, tf.Tensor>;
+}
+
+/** How a batch built from samples gets its prompt extensions' inputs. */
+export interface ExtensionSampling {
+  /** The model's extensions (`model.promptExtensions`); each needs `sampleInputs`. */
+  extensions: readonly PromptExtension[];
+  /** Drawn from in sample order, extension after extension. */
+  rng: Rng;
 }
 
 /** The array names of a batch file (those of `fixtures/train/step-a.npz`). */
@@ -42,7 +52,7 @@ export function batchSize(b: TrainBatch): number {
 }
 
 export function forwardInputs(b: TrainBatch): ForwardInputs {
-  return {
+  const inputs: ForwardInputs = {
     image: b.image,
     boxes: b.boxes,
     crops: b.crops,
@@ -50,16 +60,78 @@ export function forwardInputs(b: TrainBatch): ForwardInputs {
     clipText: b.clipText,
     categoryIdx: b.categoryIdx,
   };
+  if (b.extra) inputs.extra = b.extra;
+  return inputs;
 }
 
 export function disposeBatch(b: TrainBatch): void {
-  tf.dispose(Object.values(b));
+  const { extra, ...base } = b;
+  tf.dispose(Object.values(base));
+  if (extra) tf.dispose(Object.values(extra));
+}
+
+/**
+ * A generator for the extension inputs of one (micro-)batch, from the run seed and the batch's
+ * place in the run: a resumed run draws what an uninterrupted one did without saving its state.
+ */
+export function extensionRng(seed: number, step: number, micro = 0): Rng {
+  return new Rng((BigInt(seed) << 32n) ^ (BigInt(step) << 8n) ^ BigInt(micro));
+}
+
+/**
+ * The extensions' inputs for `samples`: each extension's `sampleInputs` per sample, stacked on a
+ * new batch axis. Every sample must give the same shapes (extensions pad variable counts).
+ */
+export function extensionInputs(
+  samples: readonly TrainingSample[],
+  sampling: ExtensionSampling,
+): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  try {
+    for (const ext of sampling.extensions) {
+      if (!ext.sampleInputs)
+        throw new InputError(
+          `prompt extension '${ext.name}' has no sampleInputs: it cannot take its inputs from training samples`,
+        );
+      const perSample = samples.map((s) => ext.sampleInputs!(s, sampling.rng));
+      for (const spec of ext.inputs) {
+        const first = perSample[0][spec.name];
+        if (!first) throw ext.inputError(spec.name, 'sampleInputs did not give it');
+        const len = first.shape.reduce((x, d) => x * d, 1);
+        const data =
+          spec.dtype === 'int32'
+            ? new Int32Array(len * samples.length)
+            : new Float32Array(len * samples.length);
+        perSample.forEach((r, i) => {
+          const a = r[spec.name];
+          const same =
+            a && a.shape.length === first.shape.length && a.shape.every((d, k) => d === first.shape[k]);
+          if (!same)
+            throw ext.inputError(
+              spec.name,
+              `sampleInputs gave shape (${a?.shape ?? 'none'}) for sample ${i} and (${first.shape}) for sample 0: pad to one shape`,
+            );
+          if (a.data.length !== len)
+            throw ext.inputError(
+              spec.name,
+              `sample ${i}: ${a.data.length} values do not fit shape (${a.shape})`,
+            );
+          data.set(a.data, i * len);
+        });
+        out[spec.name] = tf.tensor(data, [samples.length, ...first.shape], spec.dtype);
+      }
+    }
+  } catch (e) {
+    tf.dispose(Object.values(out));
+    throw e;
+  }
+  return out;
 }
 
 /** Checks every array's shape against B and the model's fixed sizes; names the file on error. */
 export function validateBatch(b: TrainBatch, file?: string): TrainBatch {
   const n = b.image.shape[0];
-  const want: [keyof TrainBatch, number[]][] = [
+  const want: [Exclude<keyof TrainBatch, 'extra'>, number[]][] = [
     ['image', [n, 3, 256, 256]],
     ['gt', [n, 1, 256, 256]],
     ['boxes', [n, 4]],
@@ -86,10 +158,16 @@ function squeezeTo(t: tf.Tensor, shape: number[], name: string, file?: string): 
 /**
  * A batch from arrays named as in step-a.npz: `image` (B,3,256,256), `gt2D` (B,1,256,256),
  * `boxes` (B,1,1,4) or (B,4), `crops` (B,3,64,64), `features` and `text_features` (B,1,512) or
- * (B,512), `category_idx` (B,) int64.
+ * (B,512), `category_idx` (B,) int64; with `extensions`, also their inputs under the declared
+ * names (checked when the model runs).
  */
-export function batchFromArrays(arrays: Record<string, NdArray>, file?: string): TrainBatch {
-  const missing = BATCH_ARRAYS.filter((k) => !arrays[k]);
+export function batchFromArrays(
+  arrays: Record<string, NdArray>,
+  file?: string,
+  extensions: readonly PromptExtension[] = [],
+): TrainBatch {
+  const specs = extensions.flatMap((e) => e.inputs);
+  const missing = [...BATCH_ARRAYS, ...specs.map((s) => s.name)].filter((k) => !arrays[k]);
   if (missing.length) throw new InputError(`batch file lacks ${missing.join(', ')}`, { file });
   const n = arrays.image.shape[0];
   return tf.tidy((): tf.TensorContainerObject => {
@@ -104,22 +182,34 @@ export function batchFromArrays(arrays: Record<string, NdArray>, file?: string):
       clipText: squeezeTo(f32(t('text_features')), [n, 512], 'text_features', file) as tf.Tensor2D,
       categoryIdx: tf.cast(t('category_idx'), 'int32') as tf.Tensor1D,
     };
+    if (specs.length) {
+      b.extra = {};
+      for (const spec of specs) {
+        const x = ndarrayToTensor(arrays[spec.name], spec.name);
+        b.extra[spec.name] = x.dtype === spec.dtype ? x : tf.cast(x, spec.dtype);
+      }
+    }
     return validateBatch(b, file) as unknown as tf.TensorContainerObject;
   }) as unknown as TrainBatch;
 }
 
-export async function readBatchFile(file: string): Promise<TrainBatch> {
-  return batchFromArrays(await readNpzFile(file), file);
+export async function readBatchFile(
+  file: string,
+  extensions: readonly PromptExtension[] = [],
+): Promise<TrainBatch> {
+  return batchFromArrays(await readNpzFile(file), file, extensions);
 }
 
 /**
  * A batch from the loader's samples and their CLIP features (`clipImage`: B·512 values, one row
- * per sample, from the 224 crops; `clipText`: likewise, from "<Modality> Image").
+ * per sample, from the 224 crops; `clipText`: likewise, from "<Modality> Image"); with
+ * `sampling`, the prompt extensions' inputs derived from the samples.
  */
 export function batchFromSamples(
   samples: readonly TrainingSample[],
   clipImage: Float32Array,
   clipText: Float32Array,
+  sampling?: ExtensionSampling,
 ): TrainBatch {
   const n = samples.length;
   if (n === 0) throw new InputError('a batch needs at least one sample');
@@ -140,6 +230,7 @@ export function batchFromSamples(
     crops.set(s.crop64, i * 3 * 64 * 64);
     cat[i] = s.categoryIdx;
   });
+  const extra = sampling?.extensions.length ? extensionInputs(samples, sampling) : undefined;
   return {
     image: tf.tensor4d(image, [n, 3, 256, 256]),
     gt: tf.tensor4d(gt, [n, 1, 256, 256]),
@@ -148,6 +239,7 @@ export function batchFromSamples(
     clipImage: tf.tensor2d(clipImage, [n, 512]),
     clipText: tf.tensor2d(clipText, [n, 512]),
     categoryIdx: tf.tensor1d(cat, 'int32'),
+    ...(extra ? { extra } : {}),
   };
 }
 
@@ -164,6 +256,7 @@ export interface ClipProviders {
 export async function batchWithClip(
   samples: readonly TrainingSample[],
   clip: ClipProviders,
+  sampling?: ExtensionSampling,
 ): Promise<TrainBatch> {
   const n = samples.length;
   const per = 3 * 224 * 224;
@@ -175,5 +268,5 @@ export async function batchWithClip(
   const image = await clip.vision.embed(pixels, n);
   const text = new Float32Array(n * 512);
   samples.forEach((s, i) => text.set(clip.text.get(s.text), i * 512));
-  return batchFromSamples(samples, image, text);
+  return batchFromSamples(samples, image, text, sampling);
 }

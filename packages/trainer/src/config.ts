@@ -65,6 +65,18 @@ export const TrainConfigSchema = z
     /** CLIP image tower as ONNX (`pixel_values` → `image_embeds`) and the text-feature table. */
     clipVision: z.string().min(1),
     clipText: z.string().min(1),
+    /**
+     * BatchNorm layers normalise with their running statistics in training too and keep them as
+     * they are (default false: batch statistics, as the original). For small batches of mixed
+     * modalities, whose statistics are far from the population's, e.g. training from scratch on
+     * a CPU: the model then trains as it is evaluated and exported.
+     */
+    freezeBatchNorm: z.boolean().default(false),
+    /**
+     * With `freezeBatchNorm`, except when resuming: batches whose average statistics become the
+     * frozen ones before the first step (0: keep the statistics of the initial weights).
+     */
+    batchNormCalibration: z.number().int().nonnegative().default(8),
     /** Recompute activations in the backward pass (less memory, ~30% more time). */
     gradientCheckpointing: z.boolean().default(true),
     /** Force a tfjs backend (default: the best available). */

@@ -9,3 +9,4 @@ export * from './run_checkpoint.js';
 export * from './init_weights.js';
 export { renderLossCurve, writeLossCurve } from './loss_curve.js';
 export * from './validation.js';
+export { calibrateBatchNorm } from './calibrate_batch_norm.js';

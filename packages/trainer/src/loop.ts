@@ -10,7 +10,7 @@ import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend, InputError, nn, tf } from '@mcp-medsam/core';
 import { writeFileAtomic } from '@mcp-medsam/io';
-import { McpMedsam, getPreset, saveWeights } from '@mcp-medsam/model';
+import { McpMedsam, getPreset, saveWeights, type PromptExtensionSpec } from '@mcp-medsam/model';
 import {
   CachedImageFeatures,
   OnnxClipVision,
@@ -27,8 +27,16 @@ import {
   type Loader,
   type Sampler,
 } from '@mcp-medsam/samplers';
-import { batchWithClip, disposeBatch, type ClipProviders, type TrainBatch } from './batch.js';
+import {
+  batchWithClip,
+  disposeBatch,
+  extensionRng,
+  forwardInputs,
+  type ClipProviders,
+  type TrainBatch,
+} from './batch.js';
 import type { TrainConfig } from './config.js';
+import { calibrateBatchNorm } from './calibrate_batch_norm.js';
 import { initWeights, type InitReport } from './init_weights.js';
 import { writeLossCurve } from './loss_curve.js';
 import { AdamW } from './optim/adamw.js';
@@ -62,6 +70,12 @@ export interface TrainHooks {
   shouldStop?(): boolean;
   /** Messages for the user (default: stderr). */
   log?(msg: string): void;
+  /**
+   * Prompt extensions of the trained model (see `McpMedsamOptions`); each derives its inputs
+   * from the samples with `sampleInputs`, from a generator seeded by the run seed and the step.
+   * Prefer functions: a new model is built per run.
+   */
+  promptExtensions?: readonly PromptExtensionSpec[];
 }
 
 export interface TrainResult {
@@ -106,7 +120,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   // Fresh weights are drawn from the run seed, so two runs with one configuration start alike.
   nn.setInitSeed(config.seed);
-  const model = new McpMedsam(getPreset(config.preset));
+  const model = new McpMedsam(getPreset(config.preset), { promptExtensions: hooks.promptExtensions });
+  const extensions = model.promptExtensions;
   const optimizer = new AdamW(model.namedParameters(), {
     lr: config.lr,
     betas: config.betas,
@@ -142,6 +157,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     );
   }
   model.train().setGradientCheckpointing(config.gradientCheckpointing);
+  if (config.freezeBatchNorm) nn.freezeBatchNorm(model);
   await writeFile(path.join(out, RUN_FILES.config), JSON.stringify(config, null, 2) + '\n');
   const stepLosses = await startLog(path.join(out, RUN_FILES.log), loop.step);
 
@@ -196,6 +212,13 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   let samplesSeen = 0;
   try {
+    if (config.freezeBatchNorm && !resumeFile && config.batchNormCalibration > 0) {
+      const n = await calibrateBatchNorm(
+        model,
+        calibrationBatches(loader, clip, config.batchNormCalibration, extensions, config.seed),
+      );
+      say(`BatchNorm frozen at the statistics of ${n} batches`);
+    }
     while (loop.step < totalSteps) {
       const epoch = Math.floor(loop.step / stepsPerEpoch);
       // Spec §9.3: the last epoch runs at a fixed learning rate (set at its start).
@@ -217,6 +240,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         const batch: TrainBatch = await batchWithClip(
           r.value.samples.map((s) => s.sample),
           clip,
+          extensions.length ? { extensions, rng: extensionRng(config.seed, loop.step, micro) } : undefined,
         );
         n += r.value.samples.length;
         try {
@@ -316,6 +340,32 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     init,
     backend,
   };
+}
+
+/** The model inputs of the loader's next `count` batches, each disposed once used. */
+async function* calibrationBatches(
+  loader: Loader,
+  clip: ClipProviders,
+  count: number,
+  extensions: McpMedsam['promptExtensions'],
+  seed: number,
+): AsyncGenerator<ReturnType<typeof forwardInputs>> {
+  for (let i = 0; i < count; i++) {
+    const r = await loader.next();
+    if (r.done) return;
+    // Step -1-i: draws of their own, apart from those of the training steps.
+    const sampling = extensions.length ? { extensions, rng: extensionRng(seed, -1 - i) } : undefined;
+    const batch = await batchWithClip(
+      r.value.samples.map((s) => s.sample),
+      clip,
+      sampling,
+    );
+    try {
+      yield forwardInputs(batch);
+    } finally {
+      disposeBatch(batch);
+    }
+  }
 }
 
 /**

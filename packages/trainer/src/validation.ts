@@ -18,6 +18,9 @@ import type { McpMedsam } from '@mcp-medsam/model';
 import { buildCaseIndex } from '@mcp-medsam/samplers';
 import { batchWithClip, disposeBatch, forwardInputs, type ClipProviders } from './batch.js';
 
+/** Seed of the prompt extensions' inputs for validation chunk i: the same every epoch. */
+const VALIDATION_EXTENSION_SEED = 0x5eed;
+
 export interface ValidationSet {
   samples: TrainingSample[];
   /** Cases that could not give a sample, with the reason. */
@@ -54,7 +57,10 @@ export async function buildValidationSet(dir: string, maxCases = Infinity): Prom
   return { samples, skipped };
 }
 
-/** Mean DSC and NSD of the model (switched to eval mode and back) on a validation set. */
+/**
+ * Mean DSC and NSD of the model (switched to eval mode and back) on a validation set. A model with
+ * prompt extensions gets their inputs from the samples, drawn alike every time.
+ */
 export async function validate(
   model: McpMedsam,
   set: ValidationSet,
@@ -69,7 +75,11 @@ export async function validate(
   try {
     for (let i = 0; i < set.samples.length; i += batchSize) {
       const chunk = set.samples.slice(i, i + batchSize);
-      const batch = await batchWithClip(chunk, clip);
+      const extensions = model.promptExtensions;
+      const sampling = extensions.length
+        ? { extensions, rng: new Rng((BigInt(VALIDATION_EXTENSION_SEED) << 32n) | BigInt(i)) }
+        : undefined;
+      const batch = await batchWithClip(chunk, clip, sampling);
       let logits: Float32Array;
       try {
         const out = model.forward(forwardInputs(batch));

@@ -7,6 +7,7 @@ export {
   LayerNorm,
   LayerNorm2d,
   BatchNorm2d,
+  freezeBatchNorm,
   Embedding,
   conv2dNHWC,
   conv2dBatchNorm,

@@ -201,7 +201,8 @@ export class BatchNorm2d extends Module {
   constructor(
     readonly numFeatures: number,
     readonly eps = 1e-5,
-    readonly momentum = 0.1,
+    /** Weight of a new batch in the running statistics (settable: calibration averages batches). */
+    public momentum = 0.1,
   ) {
     super();
     this.weight = this.param('weight', tf.ones([numFeatures]));
@@ -211,7 +212,22 @@ export class BatchNorm2d extends Module {
     this.buffer('num_batches_tracked', tf.scalar(0, 'int32'));
   }
 
+  /**
+   * Normalise with the running statistics in training mode too, and leave them as they are. For
+   * training on small batches of mixed images (a few samples of different modalities), whose
+   * statistics are far from the population's: the model then trains as it will be evaluated.
+   */
+  frozen = false;
+
   forward(x: tf.Tensor): tf.Tensor {
+    if (this.training && this.frozen) {
+      // The same affine map as eval mode, written with ops whose gradients every backend has.
+      return tf.tidy(() => {
+        const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.getBuffer('running_var'), this.eps)));
+        const shift = tf.sub(this.bias, tf.mul(this.getBuffer('running_mean'), scale));
+        return tf.add(tf.mul(x, scale), shift);
+      });
+    }
     if (!this.training) {
       return tf.batchNorm(
         x,
@@ -243,6 +259,17 @@ export class BatchNorm2d extends Module {
     this.setBuffer('running_var', newVar);
     this.setBuffer('num_batches_tracked', newCount);
   }
+}
+
+/** Sets {@link BatchNorm2d.frozen} on every BatchNorm2d of `module`; returns how many there are. */
+export function freezeBatchNorm(module: Module, frozen = true): number {
+  let n = 0;
+  for (const [, m] of module.namedModules())
+    if (m instanceof BatchNorm2d) {
+      m.frozen = frozen;
+      n++;
+    }
+  return n;
 }
 
 /** nn.Embedding: weight (num, dim); forward gathers rows. */

@@ -14,10 +14,25 @@ export interface Initializer {
   data: InitData;
 }
 
-/** A size that is fixed or k·batch. */
+/**
+ * A size as the traces show it: (k + Σ coef[i]·S_i), times the batch when `dynamic`, where S_i
+ * are the graph's symbolic sizes (prompt-extension dims such as a point count). Without symbols
+ * `coef` is empty and the size is k or k·batch.
+ */
 export interface Dim {
   k: number;
   dynamic: boolean;
+  coef: number[];
+}
+
+/** A symbolic size: its values in the base trace and in its own trace, and where to read it. */
+export interface SymbolSpec {
+  /** Name in the graph's input shapes. */
+  name: string;
+  values: [number, number];
+  /** Graph input and axis holding the size at run time. */
+  input: string;
+  axis: number;
 }
 
 export type AttrInput = number | number[] | string | { floats: number[] } | { float: number };
@@ -70,6 +85,8 @@ export class GraphBuilder {
   private counter = 0;
   private readonly smallConsts = new Map<string, string>();
   private batchName?: string;
+  private symbols: SymbolSpec[] = [];
+  private readonly symbolNames = new Map<number, string>();
 
   /**
    * @param b1 @param b2 the two batch sizes the graph was traced at.
@@ -208,27 +225,94 @@ export class GraphBuilder {
     return this.batchName;
   }
 
-  /** How a size seen as v1 at batch b1 and v2 at batch b2 depends on the batch. */
-  dim(v1: number, v2: number): Dim {
-    if (v1 === v2) return { k: v1, dynamic: false };
-    const k = v1 / this.b1;
-    if (!Number.isInteger(k) || k * this.b2 !== v2)
-      throw new Error(
-        `size ${v1} at batch ${this.b1} and ${v2} at batch ${this.b2} is not a multiple of the batch`,
-      );
-    return { k, dynamic: true };
+  /** Declares the symbolic sizes, in the order of the traces after the two batch traces. */
+  defineSymbols(symbols: SymbolSpec[]): void {
+    this.symbols = symbols.slice();
+  }
+
+  /** A symbolic size as an int64 tensor of shape (1,). */
+  symbol(i: number): string {
+    let n = this.symbolNames.get(i);
+    if (!n) {
+      const s = this.symbols[i];
+      n = this.op('Shape', [s.input], { start: s.axis, end: s.axis + 1 });
+      this.symbolNames.set(i, n);
+    }
+    return n;
   }
 
   /**
-   * An int64 vector of sizes (v1 at batch b1, v2 at batch b2): a constant when nothing depends on
-   * the batch; with `inferOne` a single batch-dependent entry becomes -1 (Reshape infers it);
-   * otherwise the entries are computed from the batch at run time.
+   * How a size depends on the batch and the symbols, from its values in every trace: `values[0]`
+   * at batch b1 (symbols at their first values), `values[1]` at batch b2, then one per symbol
+   * with that symbol at its second value.
    */
-  sizes(v1: number[], v2: number[], inferOne = false): string {
-    const dims = v1.map((v, i) => this.dim(v, v2[i]));
-    const dyn = dims.filter((d) => d.dynamic).length;
-    if (dyn === 0) return this.i64(v1);
-    if (dyn === 1 && inferOne) return this.i64(dims.map((d) => (d.dynamic ? -1 : d.k)));
+  dim(...values: number[]): Dim {
+    const [v1, v2] = values;
+    let dynamic = false;
+    let base = v1;
+    if (v1 !== v2) {
+      const k = v1 / this.b1;
+      if (!Number.isInteger(k) || k * this.b2 !== v2)
+        throw new Error(
+          `size ${v1} at batch ${this.b1} and ${v2} at batch ${this.b2} is not a multiple of the batch`,
+        );
+      dynamic = true;
+      base = k;
+    }
+    const per = dynamic ? this.b1 : 1;
+    const coef = this.symbols.map((sym, i) => {
+      const v = values[2 + i];
+      const c = (v / per - base) / (sym.values[1] - sym.values[0]);
+      if (v % per !== 0 || !Number.isInteger(c))
+        throw new Error(
+          `size ${v1} at ${sym.name} = ${sym.values[0]} and ${v} at ${sym.name} = ${sym.values[1]} is not affine in ${sym.name}`,
+        );
+      return c;
+    });
+    const k = base - coef.reduce((a, c, i) => a + c * this.symbols[i].values[0], 0);
+    return { k, dynamic, coef };
+  }
+
+  /** Whether a size changes with the batch or a symbol. */
+  varies(d: Dim): boolean {
+    return d.dynamic || d.coef.some((c) => c !== 0);
+  }
+
+  /** The dim of an input or output shape: a number, or an expression such as 'batch' or 'batch*(9+P)'. */
+  dimParam(d: Dim, batchName: string): number | string {
+    if (!this.varies(d)) return d.k;
+    if (!d.coef.some((c) => c !== 0)) return d.k === 1 ? batchName : `${batchName}*${d.k}`;
+    const terms = d.coef.flatMap((c, i) =>
+      c === 0 ? [] : [c === 1 ? this.symbols[i].name : `${c}*${this.symbols[i].name}`],
+    );
+    if (d.k !== 0) terms.push(String(d.k));
+    const affine = terms.join('+');
+    if (!d.dynamic) return affine;
+    return terms.length === 1 ? `${batchName}*${affine}` : `${batchName}*(${affine})`;
+  }
+
+  /** A varying size as an int64 tensor of shape (1,), computed from the batch and the symbols. */
+  private sizeValue(d: Dim): string {
+    if (!d.coef.some((c) => c !== 0))
+      return d.k === 1 ? this.batch() : this.op('Mul', [this.batch(), this.i64([d.k])]);
+    const terms = d.coef.flatMap((c, i) =>
+      c === 0 ? [] : [c === 1 ? this.symbol(i) : this.op('Mul', [this.symbol(i), this.i64([c])])],
+    );
+    let sum = terms.reduce((a, t) => this.op('Add', [a, t]));
+    if (d.k !== 0) sum = this.op('Add', [sum, this.i64([d.k])]);
+    return d.dynamic ? this.op('Mul', [this.batch(), sum]) : sum;
+  }
+
+  /**
+   * An int64 vector of sizes seen as `shapes[t]` in trace t: a constant when nothing varies;
+   * with `inferOne` a single varying entry becomes -1 (Reshape infers it); otherwise the entries
+   * are computed from the batch and the symbols at run time.
+   */
+  sizes(shapes: number[][], inferOne = false): string {
+    const dims = shapes[0].map((_, i) => this.dim(...shapes.map((s) => s[i])));
+    const dyn = dims.filter((d) => this.varies(d)).length;
+    if (dyn === 0) return this.i64(dims.map((d) => d.k));
+    if (dyn === 1 && inferOne) return this.i64(dims.map((d) => (this.varies(d) ? -1 : d.k)));
     const parts: string[] = [];
     let run: number[] = [];
     const flush = () => {
@@ -236,10 +320,10 @@ export class GraphBuilder {
       run = [];
     };
     for (const d of dims) {
-      if (!d.dynamic) run.push(d.k);
+      if (!this.varies(d)) run.push(d.k);
       else {
         flush();
-        parts.push(d.k === 1 ? this.batch() : this.op('Mul', [this.batch(), this.i64([d.k])]));
+        parts.push(this.sizeValue(d));
       }
     }
     flush();

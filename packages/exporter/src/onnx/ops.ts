@@ -6,24 +6,33 @@ import type { KernelCall, TensorMeta } from '../trace.js';
 import type { GraphBuilder } from './builder.js';
 import { onnxType } from './builder.js';
 
-/** What a kernel mapping sees: the call at both traced batch sizes and the names of its values. */
+/**
+ * What a kernel mapping sees: the call in every trace (the first batch size, the second, then
+ * one trace per symbolic size) and the names of its values.
+ */
 export interface OpContext {
   g: GraphBuilder;
   call: KernelCall;
-  /** The same call in the trace at the second batch size. */
-  call2: KernelCall;
+  /** The same call in every trace; `calls[0]` is `call`. */
+  calls: KernelCall[];
   /** ONNX name of an input slot ('x', 'a', '0', ...). */
   input(slot: string): string;
   has(slot: string): boolean;
-  /** The input's shape and dtype at the first batch size, and its shape at the second. */
+  /** The input's shape and dtype in the first trace, and its shape in every trace. */
   inMeta(slot: string): TensorMeta;
-  inShape2(slot: string): number[];
+  inShapes(slot: string): number[][];
   /** Input slots in order. */
   slots(): string[];
   /** ONNX name of output i. */
   out(i?: number): string;
   outMeta(i?: number): TensorMeta;
-  outShape2(i?: number): number[];
+  outShapes(i?: number): number[][];
+}
+
+/** Whether an attribute is the same in every trace. */
+function sameAttr(c: OpContext, name: string): boolean {
+  const first = JSON.stringify(c.call.attrs[name]);
+  return c.calls.every((k) => JSON.stringify(k.attrs[name]) === first);
 }
 
 export type KernelMapper = (c: OpContext) => void;
@@ -293,7 +302,7 @@ export const KERNELS: Record<string, KernelMapper> = {
 
   // Shapes. Sizes that depend on the batch are computed from the batch at run time.
   Reshape: (c) => {
-    const shape = c.g.sizes(c.outMeta().shape, c.outShape2(), true);
+    const shape = c.g.sizes(c.outShapes(), true);
     c.g.op('Reshape', [c.input('x'), shape], {}, c.out());
   },
   ExpandDims: (c) => {
@@ -303,12 +312,12 @@ export const KERNELS: Record<string, KernelMapper> = {
     c.g.op('Unsqueeze', [c.input('input'), c.g.i64([axis])], {}, c.out());
   },
   Squeeze: (c) => {
-    const s1 = c.inMeta('x').shape;
-    const s2 = c.inShape2('x');
+    const shapes = c.inShapes('x');
+    const s1 = shapes[0];
     const given = attr<number[]>(c, 'axis') ?? [];
     const axes = given.length
       ? given.map((a) => normAxis(a, s1.length))
-      : s1.map((_, i) => i).filter((i) => s1[i] === 1 && s2[i] === 1);
+      : s1.map((_, i) => i).filter((i) => shapes.every((s) => s[i] === 1));
     c.g.op('Squeeze', [c.input('x'), c.g.i64(axes)], {}, c.out());
   },
   Transpose: (c) => {
@@ -332,27 +341,23 @@ export const KERNELS: Record<string, KernelMapper> = {
     else c.g.op('Concat', parts, { axis }, c.out());
   },
   Tile: (c) => {
-    const reps = c.g.sizes(attr<number[]>(c, 'reps'), c.call2.attrs.reps as number[]);
+    const reps = c.g.sizes(c.calls.map((k) => k.attrs.reps as number[]));
     c.g.op('Tile', [c.input('x'), reps], {}, c.out());
   },
   Slice: (c) => {
-    const s1 = c.inMeta('x').shape;
-    const s2 = c.inShape2('x');
-    const b1 = attr<number[]>(c, 'begin');
-    const b2 = c.call2.attrs.begin as number[];
-    const o1 = c.outMeta().shape;
-    const o2 = c.outShape2();
+    const ins = c.inShapes('x');
+    const outs = c.outShapes();
+    const begins = c.calls.map((k) => k.attrs.begin as number[]);
     const starts: number[] = [];
     const ends: number[] = [];
     const axes: number[] = [];
-    for (let i = 0; i < s1.length; i++) {
-      const begin1 = b1[i] ?? 0;
-      const begin2 = b2[i] ?? 0;
-      if (begin1 === 0 && begin2 === 0 && o1[i] === s1[i] && o2[i] === s2[i]) continue; // whole axis
-      if (begin1 !== begin2 || o1[i] !== o2[i])
-        throw new Error(`Slice: axis ${i} is sliced by a batch-dependent amount`);
-      starts.push(begin1);
-      ends.push(begin1 + o1[i]);
+    for (let i = 0; i < ins[0].length; i++) {
+      const b = begins.map((x) => x[i] ?? 0);
+      if (b.every((x) => x === 0) && outs.every((o, t) => o[i] === ins[t][i])) continue; // whole axis
+      if (b.some((x) => x !== b[0]) || outs.some((o) => o[i] !== outs[0][i]))
+        throw new Error(`Slice: axis ${i} is sliced by an amount that depends on the batch or a symbol`);
+      starts.push(b[0]);
+      ends.push(b[0] + outs[0][i]);
       axes.push(i);
     }
     if (!axes.length) c.g.op('Identity', [c.input('x')], {}, c.out());
@@ -360,8 +365,7 @@ export const KERNELS: Record<string, KernelMapper> = {
   },
   PadV2: (c) => {
     const p1 = attr<[number, number][]>(c, 'paddings');
-    if (JSON.stringify(p1) !== JSON.stringify(c.call2.attrs.paddings))
-      throw new Error('PadV2: batch-dependent padding');
+    if (!sameAttr(c, 'paddings')) throw new Error('PadV2: batch-dependent padding');
     const pads = [...p1.map((p) => p[0]), ...p1.map((p) => p[1])];
     const value = c.g.scalar(attr<number>(c, 'constantValue') ?? 0, c.inMeta('x').dtype);
     c.g.op('Pad', [c.input('x'), c.g.i64(pads), value], { mode: 'constant' }, c.out());

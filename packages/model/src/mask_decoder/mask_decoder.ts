@@ -10,6 +10,7 @@ import {
   tf,
 } from '@mcp-medsam/core';
 import type { McpMedsamConfig } from '../config.js';
+import { BASE_SPARSE_TOKENS } from '../prompt_encoder/prompt_encoder.js';
 import { Classifier, DecBlock, MLP } from './heads.js';
 import { TwoWayTransformer } from './transformer.js';
 
@@ -24,7 +25,7 @@ export interface MaskDecoderOutputs {
   clipVec: tf.Tensor;
   /** (B, C) spatial mean of the dense prompt. */
   imgVec: tf.Tensor;
-  /** Two-way transformer outputs, kept for parity checks: (B, 9, C) and (B, 4096, C). */
+  /** Two-way transformer outputs, kept for parity checks: (B, 9 + T, C) and (B, 4096, C). */
   hs: tf.Tensor;
   keys: tf.Tensor;
 }
@@ -94,7 +95,8 @@ export class MaskDecoder extends Module {
   }
 
   /**
-   * imageEmbedding: (B, 64, 64, C) NHWC; densePe (1, 64, 64, C); sparse (B, 4, C); dense (B, 64, 64, C).
+   * imageEmbedding: (B, 64, 64, C) NHWC; densePe (1, 64, 64, C); sparse (B, 4 + T, C) with the T
+   * prompt-extension tokens after the four base ones; dense (B, 64, 64, C).
    * In training mode all four mask tokens are decoded (so hypernetworks 1-3 get their zero
    * gradients as in PyTorch); in eval mode only the first one, whose output is the result.
    */
@@ -114,10 +116,14 @@ export class MaskDecoder extends Module {
       const [, h, w] = src.shape;
       const s = tf.reshape(keys, [b, h, w, c]);
       const token = (i: number) => tf.reshape(tf.slice(hs, [0, i, 0], [b, 1, c]), [b, c]);
-      const nTok = tokens.shape[1] as number;
+      // The CLIP and modality tokens by their fixed places (the original takes the last two
+      // tokens, which they are when no prompt extension appends its own).
+      const firstSparse = 1 + this.numMaskTokens;
+      const clipAt = firstSparse + BASE_SPARSE_TOKENS - 2;
+      const modalityAt = firstSparse + BASE_SPARSE_TOKENS - 1;
 
       // Modality branch: FiLM of the image tokens by the transformed modality token.
-      const m = token(nTok - 1);
+      const m = token(modalityAt);
       const wc = this.w_lin.forward(m);
       const bc = this.b_lin.forward(m);
       const wc4 = tf.reshape(wc, [b, 1, 1, c]);
@@ -127,9 +133,9 @@ export class MaskDecoder extends Module {
       srcM = this.m_conv.forward(srcM);
 
       // Content branch: the input CLIP token, the crop-net map and the transformed CLIP token.
-      const clipVec = tf.reshape(tf.slice(tokens, [0, nTok - 2, 0], [b, 1, c]), [b, c]);
+      const clipVec = tf.reshape(tf.slice(tokens, [0, clipAt, 0], [b, 1, c]), [b, c]);
       const imgVec = tf.mean(dense, [1, 2]);
-      let srcVp = tf.add(tf.add(dense, s), tf.reshape(token(nTok - 2), [b, 1, 1, c]));
+      let srcVp = tf.add(tf.add(dense, s), tf.reshape(token(clipAt), [b, 1, 1, c]));
       srcVp = this.convs.forward(srcVp);
 
       let x = this.conv1.forward(tf.concat([srcM, srcVp], 3));

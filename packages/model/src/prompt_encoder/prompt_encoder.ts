@@ -2,6 +2,7 @@ import { Embedding, Module, ModuleList, tf } from '@mcp-medsam/core';
 import type { McpMedsamConfig } from '../config.js';
 import { EMBEDDING_SIZE } from '../config.js';
 import { CropNet } from './crop_net.js';
+import { checkExtensionDeclaration, type ExtensionEmbedding, type PromptExtension } from './extension.js';
 import { Mlp } from './mlp.js';
 import { PositionEmbeddingRandom } from './position_embedding_random.js';
 
@@ -16,13 +17,31 @@ export interface PromptInputs {
   categoryIdx: tf.Tensor;
   /** Box crop resized to 64x64, values in [0,1], (B, 3, 64, 64) NCHW. */
   crops: tf.Tensor;
+  /** Inputs of the prompt extensions, by their declared names (see PromptExtension). */
+  extra?: Record<string, tf.Tensor>;
 }
 
 export interface PromptOutputs {
-  /** (B, 4, C): box corner 0, box corner 1, CLIP content token, modality token. */
+  /**
+   * (B, 4 + T, C): box corner 0, box corner 1, CLIP content token, modality token, then the
+   * prompt extensions' tokens in registration order.
+   */
   sparse: tf.Tensor;
-  /** (B, 64, 64, C) NHWC: the crop-net output. */
+  /** (B, 64, 64, C) NHWC: the crop-net output, plus the extensions' dense maps. */
   dense: tf.Tensor;
+}
+
+/** Number of base sparse tokens (two box corners, CLIP content, modality); extension tokens follow. */
+export const BASE_SPARSE_TOKENS = 4;
+
+/**
+ * The `prompt_encoder.extensions` container, added with the first extension: without one the
+ * state dict keeps the original's keys.
+ */
+class ExtensionSet extends Module {
+  add(ext: PromptExtension): void {
+    this.child(ext.name, ext);
+  }
 }
 
 /**
@@ -41,6 +60,8 @@ export class PromptEncoder extends Module {
   readonly mlps: Mlp;
   readonly categories: Embedding;
   readonly embedDim: number;
+  readonly #extensions: PromptExtension[] = [];
+  #extensionSet?: ExtensionSet;
 
   constructor(readonly config: McpMedsamConfig) {
     super();
@@ -58,6 +79,24 @@ export class PromptEncoder extends Module {
     this.clip_text_mlp = this.child('clip_text_mlp', new Mlp(config.clipDim, c, c));
     this.mlps = this.child('mlps', new Mlp(2 * c, 2 * c, c));
     this.categories = this.child('categories', new Embedding(config.numCategories, c));
+  }
+
+  /** The registered prompt extensions, in the order their tokens follow the base ones. */
+  get extensions(): readonly PromptExtension[] {
+    return this.#extensions;
+  }
+
+  /**
+   * Registers a prompt extension as `extensions.<name>` (after every base module, so the base
+   * keys keep their order). Its mode follows this module's.
+   */
+  addExtension(ext: PromptExtension): PromptExtension {
+    checkExtensionDeclaration(ext, this.#extensions);
+    this.#extensionSet ??= this.child('extensions', new ExtensionSet());
+    this.#extensionSet.add(ext);
+    this.#extensions.push(ext);
+    ext.train(this.training);
+    return ext;
   }
 
   /** The two box-corner tokens (B, 2, C). */
@@ -85,7 +124,12 @@ export class PromptEncoder extends Module {
     });
   }
 
+  /**
+   * The prompt embeddings. Extension inputs are taken from `inputs.extra` as they are: the model
+   * validates them (`McpMedsam.decode` / `forward`) before calling this.
+   */
   forward(inputs: PromptInputs): PromptOutputs {
+    if (this.#extensions.length) return this.forwardWithExtensions(inputs);
     const sparse = tf.tidy(() => {
       const b = inputs.boxes.shape[0];
       const boxTokens = this.embedBoxes(inputs.boxes);
@@ -94,6 +138,45 @@ export class PromptEncoder extends Module {
     });
     const dense = this.crop_nets.forward(inputs.crops);
     return { sparse, dense };
+  }
+
+  private forwardWithExtensions(inputs: PromptInputs): PromptOutputs {
+    const b = inputs.boxes.shape[0];
+    const c = this.embedDim;
+    const extra = inputs.extra ?? {};
+    return tf.tidy(() => {
+      const tokens = [
+        this.embedBoxes(inputs.boxes),
+        tf.reshape(this.clip_img_mlp.forward(inputs.clipImage), [b, 1, c]),
+        this.embedModality(inputs.clipText, inputs.categoryIdx),
+      ];
+      const maps: tf.Tensor[] = [];
+      for (const ext of this.#extensions) {
+        const own = Object.fromEntries(ext.inputs.map((s) => [s.name, extra[s.name]]));
+        const r = ext.embed(own, this);
+        const { sparse, dense }: ExtensionEmbedding = r instanceof tf.Tensor ? { sparse: r } : r;
+        const bad = (what: string, t: tf.Tensor, want: string) =>
+          new Error(
+            `prompt extension '${ext.name}': embed returned ${what} of shape (${t.shape}), expected ${want}`,
+          );
+        if (sparse) {
+          if (sparse.rank !== 3 || sparse.shape[0] !== b || sparse.shape[2] !== c)
+            throw bad('sparse tokens', sparse, `(${b}, T, ${c})`);
+          tokens.push(sparse);
+        }
+        if (dense) {
+          const s = dense.shape;
+          const e = EMBEDDING_SIZE;
+          if (dense.rank !== 4 || s[0] !== b || s[1] !== e || s[2] !== e || s[3] !== c)
+            throw bad('a dense map', dense, `(${b}, ${e}, ${e}, ${c}) NHWC`);
+          maps.push(dense);
+        }
+      }
+      const sparse = tf.concat(tokens, 1);
+      const crop = this.crop_nets.forward(inputs.crops);
+      const dense = maps.length ? tf.addN([crop, ...maps]) : crop;
+      return { sparse, dense };
+    });
   }
 
   /** get_dense_pe(): (1, 64, 64, C) NHWC. */
