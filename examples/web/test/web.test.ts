@@ -15,8 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { initBackend, nn } from '@mcp-medsam/core';
-import { exportOnnx, writeStandinClip } from '@mcp-medsam/exporter';
+import { Rng, initBackend, nn } from '@mcp-medsam/core';
+import { DECODER_INPUTS, exportOnnx, writeStandinClip } from '@mcp-medsam/exporter';
 import {
   cropContentData,
   ndarray,
@@ -78,21 +78,10 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** A seeded generator for test images (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** RGB test image: gradients, a disc and noise, values in [lo, hi]. */
 function testImage(h: number, w: number, seed: number, lo = 0, hi = 255): Uint8Array {
-  const r = rng(seed);
+  const rand = new Rng(seed);
+  const r = () => rand.random();
   const out = new Uint8Array(h * w * 3);
   for (let y = 0; y < h; y++)
     for (let x = 0; x < w; x++)
@@ -136,7 +125,8 @@ describe("preprocess.mjs (the page's image arithmetic) is the library's", () => 
     expect(sameBits(ours.image, lib.image)).toBe(true);
 
     // Boxes as the page makes them from drags, the whole image, edges and thin ones.
-    const r = rng(seed + 100);
+    const rand = new Rng(seed + 100);
+    const r = () => rand.random();
     const boxes: Box[] = [
       [0, 0, w, h],
       [1, 2, Math.min(w, 3), Math.min(h, 5)],
@@ -221,6 +211,8 @@ describe("preprocess.mjs (the page's image arithmetic) is the library's", () => 
     }
     expect(() => web.modalityPrompt(manifest, textJson, 'Ultrasound')).toThrow(/unknown modality/);
     expect(() => web.readManifest({ format: 'other' })).toThrow(/format/);
+    // The page's copy of the decoder's input names is the exporter's.
+    expect(web.DECODER_INPUTS).toEqual([...DECODER_INPUTS]);
   });
 });
 

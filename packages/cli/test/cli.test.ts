@@ -8,7 +8,6 @@ import { readNpzFile, toFloat32, writeNpzFile, ndarray } from '@mcp-medsam/io';
 import { McpMedsam, TINY, saveWeights } from '@mcp-medsam/model';
 import { buildProgram } from '../src/main.js';
 import { runForward } from '../src/commands/forward.js';
-import { runDemo } from '../src/commands/demo.js';
 import { maxAbsDiff, randomArray } from '../../../test-utils/reference.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'mcp-medsam-cli-'));
@@ -114,19 +113,4 @@ describe('forward', () => {
     expect(err).toBeInstanceOf(InputError);
     expect(err.message).toMatch(/badshape\.npz: crops must have shape \(1,3,64,64\), got \(1,3,32,32\)/);
   });
-});
-
-test('demo runs the pipeline end to end and writes its report', async () => {
-  const out = path.join(dir, 'demo');
-  const r = await runDemo({ out, log: () => {} });
-  expect(r.checkpointRoundTrip).toBe(true);
-  expect(r.dsc).toBeGreaterThanOrEqual(0);
-  expect(r.dsc).toBeLessThanOrEqual(1);
-  // the box baseline of an ellipse is pi/4 of its box
-  expect(r.boxBaselineDsc).toBeGreaterThan(0.8);
-  expect(r.boxBaselineDsc).toBeLessThan(0.9);
-  const saved = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8'));
-  expect(saved.dsc).toBe(r.dsc);
-  const npz = await readNpzFile(path.join(out, '2D_CT_synthetic.npz'));
-  expect(npz.segs.shape).toEqual([300, 360]);
 });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { MODALITIES, tf } from '@mcp-medsam/core';
 import type { Module } from '@mcp-medsam/core';
 import { InputError } from '@mcp-medsam/core';
-import { CROP_SIZE, EMBEDDING_SIZE } from '@mcp-medsam/model';
+import { BASE_DECODER_INPUTS, CROP_SIZE, EMBEDDING_SIZE } from '@mcp-medsam/model';
 import type { ExtensionInputSpec, McpMedsam, PromptExtension, PromptInputs } from '@mcp-medsam/model';
 import type { BuiltGraph, GraphSymbol } from './graph.js';
 import { buildOnnx, IR_VERSION, OPSET, PRODUCER } from './graph.js';
@@ -18,14 +18,8 @@ export const CLIP_IMAGE_SIZE = 224;
 
 export const ENCODER_INPUTS = ['image'] as const;
 export const ENCODER_OUTPUTS = ['image_embeddings'] as const;
-export const DECODER_INPUTS = [
-  'image_embeddings',
-  'boxes',
-  'clip_image',
-  'clip_text',
-  'category_idx',
-  'crops',
-] as const;
+/** The decoder graph's base inputs (extension inputs follow them). */
+export const DECODER_INPUTS = BASE_DECODER_INPUTS;
 export const DECODER_OUTPUTS = ['low_res_logits', 'iou'] as const;
 
 /** Decoder inputs as the ONNX graph takes them (category_idx as int32 here; int64 in the graph). */

@@ -10,6 +10,7 @@ export type { PromptInputs, PromptOutputs } from './prompt_encoder/prompt_encode
 export {
   PromptExtension,
   RESERVED_INPUT_NAMES,
+  BASE_DECODER_INPUTS,
   checkExtensionDeclaration,
   validateExtensionInputs,
 } from './prompt_encoder/extension.js';

@@ -11,6 +11,7 @@ import {
   type StepLog,
   type TrainConfigInput,
 } from '../src/index.js';
+import { readCheckpointFile } from '@mcp-medsam/model';
 import { sharedPath } from '../../../test-utils/shared.js';
 
 let tmp: string;
@@ -87,6 +88,25 @@ describe('train (tiny preset, shared/data/npz, CLIP stand-in)', () => {
       expect.arrayContaining(['loss.png', 'model_best.safetensors', 'config.json']),
     );
   }, 900_000);
+
+  it('with frozen BatchNorm, the calibrated statistics are the ones every step trains and saves with', async () => {
+    const out = path.join(tmp, 'frozen');
+    const logLines: string[] = [];
+    await train(base(out, { steps: 2, freezeBatchNorm: true, batchNormCalibration: 3 }), {
+      log: (m) => logLines.push(m),
+    });
+    expect(logLines).toContain('BatchNorm frozen at the statistics of 3 batches');
+    const sd = (await readCheckpointFile(path.join(out, RUN_FILES.latest))).stateDict;
+    const bnCounts = [...sd]
+      .filter(([k]) => k.endsWith('num_batches_tracked'))
+      .map(([, v]) => Number(v.data[0]));
+    // Three calibration forwards, none from the two training steps.
+    expect(bnCounts.length).toBe(26);
+    expect(new Set(bnCounts)).toEqual(new Set([3]));
+    // Calibrated, not the fresh 0 / 1.
+    const mean = sd.get('image_encoder.patch_embed.seq.0.bn.running_mean')!.data as Float32Array;
+    expect(mean.some((v) => v !== 0)).toBe(true);
+  });
 });
 
 // The loss falling over a few hundred steps: loop-long.test.ts.

@@ -30,6 +30,7 @@ export interface TrainFlags {
   clipVision?: string;
   clipText?: string;
   gradientCheckpointing?: boolean;
+  freezeBatchNorm?: boolean;
   backend?: string;
   validationData?: string;
   progress?: boolean;
@@ -90,6 +91,7 @@ export async function trainConfigFromFlags(flags: TrainFlags) {
   set('clipVision', flags.clipVision);
   set('clipText', flags.clipText);
   if (flags.gradientCheckpointing === false) base.gradientCheckpointing = false;
+  if (flags.freezeBatchNorm) base.freezeBatchNorm = true;
   set('backend', flags.backend);
   if (flags.validationData !== undefined)
     base.validation = { ...((base.validation as object) ?? {}), data: flags.validationData };
@@ -132,6 +134,10 @@ export function registerTrain(program: Command): void {
     .option('--clip-vision <onnx>', 'CLIP image tower as ONNX (pixel_values -> image_embeds)')
     .option('--clip-text <json>', 'CLIP text-feature table (JSON)')
     .option('--no-gradient-checkpointing', 'keep every activation (faster, more memory)')
+    .option(
+      '--freeze-batch-norm',
+      'normalise with the running statistics in training too (small mixed batches)',
+    )
     .option('--backend <name>', 'tensorflow-gpu, tensorflow, wasm or cpu (default: best available)')
     .option('--validation-data <dir>', 'npz cases to evaluate after each epoch')
     .option('--progress', 'show the progress bar even when stderr is not a terminal')

@@ -88,15 +88,20 @@ export abstract class PromptExtension extends Module {
 /** An extension, or a function building one for the model's configuration. */
 export type PromptExtensionSpec = PromptExtension | ((config: McpMedsamConfig) => PromptExtension);
 
-/** The base decoder's input and output names, which extension inputs must not take. */
-export const RESERVED_INPUT_NAMES: readonly string[] = [
-  'image',
+/** The prompt decoder's own inputs, in the order an exported graph takes them. */
+export const BASE_DECODER_INPUTS = [
   'image_embeddings',
   'boxes',
   'clip_image',
   'clip_text',
   'category_idx',
   'crops',
+] as const;
+
+/** The base decoder's input and output names, which extension inputs must not take. */
+export const RESERVED_INPUT_NAMES: readonly string[] = [
+  'image',
+  ...BASE_DECODER_INPUTS,
   'low_res_logits',
   'iou',
 ];
