@@ -42,12 +42,21 @@ export default defineConfig({
     alias: [
       { find: /^@mcp-medsam\/core\/common$/, replacement: src('core', 'common.ts') },
       { find: /^@mcp-medsam\/io\/tensor$/, replacement: src('io', 'tensor.ts') },
-      ...['core', 'io', 'model', 'metrics', 'cli', 'samplers', 'prompts', 'trainer', 'exporter', 'runtime'].map(
-        (name) => ({
-          find: new RegExp(`^@mcp-medsam/${name}$`),
-          replacement: src(name, 'index.ts'),
-        }),
-      ),
+      ...[
+        'core',
+        'io',
+        'model',
+        'metrics',
+        'cli',
+        'samplers',
+        'prompts',
+        'trainer',
+        'exporter',
+        'runtime',
+      ].map((name) => ({
+        find: new RegExp(`^@mcp-medsam/${name}$`),
+        replacement: src(name, 'index.ts'),
+      })),
     ],
   },
   test: {

@@ -51,7 +51,13 @@ test('the short demo trains, exports, segments, scores and reports', { timeout: 
     const [H, W] = gt.dims === 2 ? gt.imgs.shape : gt.imgs.shape.slice(1);
     expect(png.array.shape.slice(0, 2)).toEqual([H, W]);
   }
-  for (const f of ['report.md', 'loss-curve.png', 'model.safetensors', 'onnx/manifest.json', 'clip/vision.onnx'])
+  for (const f of [
+    'report.md',
+    'loss-curve.png',
+    'model.safetensors',
+    'onnx/manifest.json',
+    'clip/vision.onnx',
+  ])
     expect((await stat(path.join(out, f))).size).toBeGreaterThan(0);
   const md = await readFile(path.join(out, 'report.md'), 'utf8');
   expect(md).toContain(`| MCP-MedSAM (tiny) | ${r.dsc.toFixed(4)} |`);

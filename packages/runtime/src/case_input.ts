@@ -31,7 +31,9 @@ export function readBoxes(
       if (lo < 0 || hi > limit[ax])
         throw new InputError(`${txt} is out of bounds (${ax} must lie in [0, ${limit[ax]}])`, { file });
       if (ax === 'z' && lo > limit.z - 1)
-        throw new InputError(`${txt} is out of bounds (z_min must be below the slice count ${limit.z})`, { file });
+        throw new InputError(`${txt} is out of bounds (z_min must be below the slice count ${limit.z})`, {
+          file,
+        });
     });
     rows.push(row);
   }
