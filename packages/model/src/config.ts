@@ -24,7 +24,7 @@ export interface McpMedsamConfig {
   embedDim: number;
   /** Width of the frozen CLIP image and text features (512). */
   clipDim: number;
-  /** Channels of the content-prompt crop net (256; it must equal embedDim). */
+  /** Rows of the learned modality (category) embedding: the 11 challenge modalities. */
   numCategories: number;
   transformer: { depth: number; numHeads: number; mlpDim: number; attentionDownsampleRate: number };
   numMultimaskOutputs: number;

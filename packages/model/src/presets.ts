@@ -1,3 +1,4 @@
+import { InputError } from '@mcp-medsam/core';
 import type { McpMedsamConfig } from './config.js';
 
 /** The paper's configuration (19,586,051 trainable parameters). */
@@ -71,6 +72,6 @@ export const PRESETS: Readonly<Record<string, McpMedsamConfig>> = {
 
 export function getPreset(name: string): McpMedsamConfig {
   const p = PRESETS[name];
-  if (!p) throw new Error(`unknown preset '${name}' (known: ${Object.keys(PRESETS).join(', ')})`);
+  if (!p) throw new InputError(`unknown preset '${name}' (known: ${Object.keys(PRESETS).join(', ')})`);
   return p;
 }

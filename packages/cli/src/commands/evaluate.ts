@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { InputError } from '@mcp-medsam/core';
 import { casesToCsv, evaluateDirs, formatModalityTable, toJson } from '@mcp-medsam/metrics';
 
 interface EvaluateCliOptions {
@@ -40,14 +41,14 @@ export function registerEvaluate(program: Command): void {
     .action(async (opts: EvaluateCliOptions) => {
       const tolerance = Number(opts.tolerance);
       const gate = opts.gate === 'none' ? null : Number(opts.gate);
-      if (!(tolerance >= 0)) throw new Error(`--tolerance must be a number >= 0, got ${opts.tolerance}`);
+      if (!(tolerance >= 0)) throw new InputError(`--tolerance must be a number >= 0, got ${opts.tolerance}`);
       if (gate !== null && Number.isNaN(gate))
-        throw new Error(`--gate must be a number or 'none', got ${opts.gate}`);
+        throw new InputError(`--gate must be a number or 'none', got ${opts.gate}`);
       if (opts.spacingOrder !== 'challenge' && opts.spacingOrder !== 'xyz') {
-        throw new Error(`--spacing-order must be 'challenge' or 'xyz', got ${opts.spacingOrder}`);
+        throw new InputError(`--spacing-order must be 'challenge' or 'xyz', got ${opts.spacingOrder}`);
       }
       if (opts.surface2d !== 'slab' && opts.surface2d !== 'contour') {
-        throw new Error(`--surface2d must be 'slab' or 'contour', got ${opts.surface2d}`);
+        throw new InputError(`--surface2d must be 'slab' or 'contour', got ${opts.surface2d}`);
       }
       const result = await evaluateDirs({
         predDir: opts.pred,
