@@ -119,7 +119,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     steps: maxSteps,
     stepsPerEpoch: STEPS_PER_EPOCH,
     batchSize: 2,
-    lr: init ? 1e-3 : 2e-3,
+    lr: init ? 5e-4 : 2e-3,
     lastEpochLr: null,
     sampler: 'modality-balanced',
     seed,
