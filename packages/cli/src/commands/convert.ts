@@ -180,7 +180,10 @@ export function registerConvert(program: Command): void {
     )
     .option('--percentiles <lo,hi>', 'percentiles for MR and other volumes (default 0.5,99.5)')
     .option('--foreground <kind>', 'voxels for the percentiles: nonzero (default) or positive')
-    .option('--threshold <t>', 'binary masks: foreground above this value (default 0; use 127 for JPEG masks, whose edges are not 0 or 255)')
+    .option(
+      '--threshold <t>',
+      'binary masks: foreground above this value (default 0; use 127 for JPEG masks, whose edges are not 0 or 255)',
+    )
     .option('--fill-holes', 'fill the holes of binary masks (outline annotations)')
     .option('--min-size-2d <n>', 'smallest 2D component kept, pixels (default 10)')
     .option('--min-size-3d <n>', 'smallest 3D component kept, voxels (default 100)')
