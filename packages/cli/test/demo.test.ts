@@ -3,8 +3,8 @@ import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { readChallengeCase, readNpzFile, readImage2dFile } from '@mcp-medsam/io';
-import { scoreCase } from '@mcp-medsam/metrics';
+import { ndarray, readChallengeCase, readNpzFile, readImage2dFile } from '@mcp-medsam/io';
+import { evaluateDirs, scoreCase } from '@mcp-medsam/metrics';
 import { boxBaselineSegs, runDemo } from '../src/demo/index.js';
 
 const dirs: string[] = [];
@@ -25,7 +25,13 @@ test('the short demo trains, exports, segments, scores and reports', { timeout: 
   expect(r.training.steps).toBe(20);
   // It starts from the bundled checkpoint, scored on the same test cases before training.
   expect(r.start.checkpoint).toBe('tiny-synthetic.safetensors');
-  expect(r.start.dsc).toBeGreaterThanOrEqual(0);
+  // Its score is the one of the predictions it made before training, kept in before/segs.
+  const before = await evaluateDirs({
+    predDir: path.join(out, 'before', 'segs'),
+    gtDir: path.join(out, 'data', 'test'),
+  });
+  expect(before.failures).toEqual([]);
+  expect(r.start.dsc).toBe(before.overall.dsc);
   expect(r.data).toEqual({ source: 'synthetic', trainCases: 12, testCases: 6 });
   expect(r.failures).toEqual([]);
   expect(r.cases).toHaveLength(6);
@@ -44,7 +50,7 @@ test('the short demo trains, exports, segments, scores and reports', { timeout: 
     expect(scoreCase(gt.gts!, segs, spacing).dsc).toBeCloseTo(c.dsc, 12);
     const spatial = gt.dims === 2 ? gt.imgs.shape.slice(0, 2) : gt.imgs.shape;
     const box = boxBaselineSegs(gt.imgs.shape, gt.boxes!, gt.dims);
-    const boxScore = scoreCase(gt.gts!, { shape: spatial, dtype: 'uint16', data: box } as never, spacing);
+    const boxScore = scoreCase(gt.gts!, ndarray('uint16', spatial, box), spacing);
     expect(boxScore.dsc).toBeCloseTo(c.boxDsc, 12);
     // The overlay is a picture of the case's slice size.
     const png = await readImage2dFile(path.join(out, 'overlays', c.case.replace(/\.npz$/, '.png')));

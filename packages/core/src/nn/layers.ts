@@ -119,9 +119,9 @@ export function conv2dNHWC(
 export function conv2dBatchNorm(x: tf.Tensor, conv: Conv2d, bn: BatchNorm2d): tf.Tensor {
   if (bn.training || conv.training) return bn.forward(conv.forward(x));
   return tf.tidy(() => {
-    const scale = tf.mul(bn.weight, tf.rsqrt(tf.add(bn.getBuffer('running_var'), bn.eps)));
+    const { scale, shift } = bn.affine();
     const weight = tf.mul(conv.weight, tf.reshape(scale, [-1, 1, 1, 1]));
-    let bias = tf.sub(bn.bias, tf.mul(bn.getBuffer('running_mean'), scale));
+    let bias = shift;
     if (conv.bias) bias = tf.add(bias, tf.mul(conv.bias, scale));
     return conv2dNHWC(x, weight, bias, conv.stride, conv.padding, conv.groups, true);
   });
@@ -223,8 +223,7 @@ export class BatchNorm2d extends Module {
     if (this.training && this.frozen) {
       // The same affine map as eval mode, written with ops whose gradients every backend has.
       return tf.tidy(() => {
-        const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.getBuffer('running_var'), this.eps)));
-        const shift = tf.sub(this.bias, tf.mul(this.getBuffer('running_mean'), scale));
+        const { scale, shift } = this.affine();
         return tf.add(tf.mul(x, scale), shift);
       });
     }
@@ -245,6 +244,12 @@ export class BatchNorm2d extends Module {
     mean.dispose();
     variance.dispose();
     return y;
+  }
+
+  /** Eval-mode normalisation as a per-channel affine map: y = x · scale + shift. */
+  affine(): { scale: tf.Tensor; shift: tf.Tensor } {
+    const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.getBuffer('running_var'), this.eps)));
+    return { scale, shift: tf.sub(this.bias, tf.mul(this.getBuffer('running_mean'), scale)) };
   }
 
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {

@@ -6,28 +6,22 @@
 import { WASM_BASE64 } from './generated/normalize.js';
 import { align16, kernelExports, WasmHeap } from './wasm.js';
 
+/** One image row of `row3` (RGB) or `row1` (grey): look-ups written into the padded planes. */
+type RowKernel = (
+  src: number,
+  n: number,
+  lut: number,
+  dst: number,
+  dx: number,
+  plane: number,
+  pad: number,
+  padBytes: number,
+) => void;
+
 interface NormExports {
   memory: WebAssembly.Memory;
-  row3(
-    src: number,
-    n: number,
-    lut: number,
-    dst: number,
-    dx: number,
-    plane: number,
-    pad: number,
-    padBytes: number,
-  ): void;
-  row1(
-    src: number,
-    n: number,
-    lut: number,
-    dst: number,
-    dx: number,
-    plane: number,
-    pad: number,
-    padBytes: number,
-  ): void;
+  row3: RowKernel;
+  row1: RowKernel;
 }
 
 let kernel: NormWasmKernel | undefined;
