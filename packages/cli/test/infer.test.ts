@@ -109,12 +109,46 @@ describe('export and infer (tiny)', () => {
     await expect(
       cli('export', '--weights', weights, '--out', path.join(dir, 'q'), '--quantize', 'int4'),
     ).rejects.toThrow(/--quantize must be 'int8'/);
+    const q = ['export', '--weights', weights, '--out', path.join(dir, 'q')];
+    await expect(cli(...q, '--calibration-data', input)).rejects.toThrow(
+      /--calibration-data, --clip-vision, --clip-text and --no-calibration need --quantize int8/,
+    );
+    await expect(
+      cli(...q, '--quantize', 'int8', '--no-calibration', '--calibration-data', input),
+    ).rejects.toThrow(/--no-calibration cannot be combined/);
+    await expect(
+      cli(...q, '--quantize', 'int8', '--clip-vision', sharedPath('fixtures/clip-standin/vision.onnx')),
+    ).rejects.toThrow(/give both --clip-vision and --clip-text/);
   }, 120_000);
 
   test('export --quantize int8 stores 8-bit weights and segments the same cases', async () => {
     const q = path.join(dir, 'export-int8');
     await cli('export', '--weights', weights, '--out', q, '--quantize', 'int8');
     expect((await readManifest(q)).quantization).toBe('int8');
+    // Calibrated on the synthetic set by default; the tiny preset's convolutions are all too
+    // small to quantize, so they stay float.
+    const manifest = JSON.parse(readFileSync(path.join(q, 'manifest.json'), 'utf8'));
+    expect(manifest.int8.calibration).toMatchObject({ source: 'synthetic', clip: 'stand-in', cases: 17 });
+    expect(manifest.int8.decoder.staticConv).toBe(0);
+    const q2 = path.join(dir, 'export-int8-calibrated');
+    await cli(
+      'export',
+      '--weights',
+      weights,
+      '--out',
+      q2,
+      '--quantize',
+      'int8',
+      '--calibration-data',
+      input,
+      ...clipFlags(),
+    );
+    expect(JSON.parse(readFileSync(path.join(q2, 'manifest.json'), 'utf8')).int8.calibration).toMatchObject({
+      source: 'input',
+      clip: 'given',
+      cases: 2,
+      skipped: 1, // the truncated case
+    });
     const out = path.join(dir, 'out-int8');
     await cli('infer', '--model', q, '--input', input, '--output', out, '--threads', '1', ...clipFlags());
     for (const c of CASES) expect((await readNpzFile(path.join(out, c))).segs.dtype).toBe('uint8');

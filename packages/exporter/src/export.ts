@@ -10,6 +10,7 @@ import type { ExtensionInputSpec, McpMedsam, PromptExtension, PromptInputs } fro
 import type { BuiltGraph, GraphSymbol } from './graph.js';
 import { buildOnnx, IR_VERSION, OPSET, PRODUCER } from './graph.js';
 import type { ValueInfoProto } from './onnx/proto.js';
+import type { ConvActivationRange } from './onnx/static_conv.js';
 import type { Trace } from './trace.js';
 import { traceKernels } from './trace.js';
 
@@ -216,8 +217,24 @@ function disposeAll(...groups: (tf.Tensor[] | DecoderTensors | tf.Tensor)[]): vo
 export interface ExportGraphOptions {
   /** The two batch sizes traced (default [1, 2]). */
   batches?: [number, number];
-  /** Dynamic int8 quantization of the large MatMul and Conv weights. */
+  /**
+   * int8 weights: the large MatMuls with activations quantized at run time, and with
+   * `convRanges` the large convolutions as static QLinearConv.
+   */
   quantize?: 'int8';
+  /** Calibrated ranges of the graph's candidate convolutions (see calibration in the runtime). */
+  convRanges?: readonly ConvActivationRange[];
+  /** Export the float graph with the candidate convolutions' inputs and outputs as outputs. */
+  probeConvs?: boolean;
+}
+
+/** The graph options that pass through to buildOnnx unchanged. */
+function quantizationOptions(options: ExportGraphOptions) {
+  return {
+    ...(options.quantize ? { quantize: options.quantize } : {}),
+    ...(options.convRanges ? { convRanges: options.convRanges } : {}),
+    ...(options.probeConvs ? { probeConvs: true } : {}),
+  };
 }
 
 /** The image encoder as an ONNX model: `image` (N,3,256,256) → `image_embeddings` (N,C,64,64). */
@@ -235,7 +252,7 @@ export function exportEncoder(model: McpMedsam, options: ExportGraphOptions = {}
     outputs: [...ENCODER_OUTPUTS],
     batches: [b1, b2],
     metadata: { preset: model.config.name, ...(options.quantize ? { quantization: options.quantize } : {}) },
-    ...(options.quantize ? { quantize: options.quantize } : {}),
+    ...quantizationOptions(options),
   });
 }
 
@@ -277,13 +294,22 @@ export function exportDecoder(model: McpMedsam, options: ExportGraphOptions = {}
       ...(options.quantize ? { quantization: options.quantize } : {}),
       ...(extensions.length ? { prompt_extensions: extensions.join(',') } : {}),
     },
-    ...(options.quantize ? { quantize: options.quantize } : {}),
+    ...quantizationOptions(options),
     ...(symbols.length ? { symbols } : {}),
   });
 }
 
-export interface ExportOnnxOptions extends ExportGraphOptions {
+export interface ExportOnnxOptions extends Omit<ExportGraphOptions, 'convRanges' | 'probeConvs'> {
   outDir: string;
+  /**
+   * With `quantize: 'int8'`: calibrated ranges of the decoder's convolutions, which then run as
+   * static int8 QLinearConv (the runtime's `exportCheckpoint` measures them).
+   */
+  decoderConvRanges?: readonly ConvActivationRange[];
+  /** Export the float decoder with its convolutions' inputs and outputs as outputs (calibration). */
+  probeDecoderConvs?: boolean;
+  /** Where `decoderConvRanges` were measured, recorded in the manifest's `int8.calibration`. */
+  calibration?: Record<string, string | number>;
 }
 
 export interface ExportOnnxResult {
@@ -322,10 +348,15 @@ function promptExtensionsManifest(model: McpMedsam, decoder: BuiltGraph) {
  */
 export function exportOnnx(model: McpMedsam, options: ExportOnnxOptions): ExportOnnxResult {
   mkdirSync(options.outDir, { recursive: true });
-  const encoder = exportEncoder(model, options);
+  const { decoderConvRanges, probeDecoderConvs, calibration, ...graphOptions } = options;
+  const encoder = exportEncoder(model, graphOptions);
   const encoderPath = path.join(options.outDir, 'image_encoder.onnx');
   writeFileSync(encoderPath, encoder.bytes);
-  const decoder = exportDecoder(model, options);
+  const decoder = exportDecoder(model, {
+    ...graphOptions,
+    ...(decoderConvRanges ? { convRanges: decoderConvRanges } : {}),
+    ...(probeDecoderConvs ? { probeConvs: true } : {}),
+  });
   const decoderPath = path.join(options.outDir, 'prompt_decoder.onnx');
   writeFileSync(decoderPath, decoder.bytes);
   const c = model.config;
@@ -335,6 +366,17 @@ export function exportOnnx(model: McpMedsam, options: ExportOnnxOptions): Export
     producer: PRODUCER,
     preset: c.name,
     quantization: options.quantize ?? null,
+    // What runs in int8: dynamic MatMuls in both graphs, static convolutions when calibrated.
+    ...(options.quantize
+      ? {
+          int8: {
+            encoder: encoder.quantized,
+            decoder: decoder.quantized,
+            ...(calibration ? { calibration } : {}),
+          },
+        }
+      : {}),
+    ...(decoder.probes.length ? { probes: decoder.probes } : {}),
     opset: OPSET,
     irVersion: IR_VERSION,
     files: {

@@ -12,6 +12,7 @@ import type { NodeProto, OnnxDataType, ValueInfoProto } from './onnx/proto.js';
 import { encodeModel } from './onnx/proto.js';
 import { canonicalizeGelu, flattenBiasedMatMuls, fuseLayerNorm } from './onnx/fuse.js';
 import { quantizeInt8, type QuantizeReport } from './onnx/quantize.js';
+import { addConvProbes, quantizeConvsStatic, type ConvActivationRange } from './onnx/static_conv.js';
 
 export const OPSET = 17;
 export const IR_VERSION = 8;
@@ -33,8 +34,15 @@ export interface BuildOptions {
   batchName?: string;
   metadata?: Record<string, string>;
   docString?: string;
-  /** Dynamic int8 quantization of the large MatMul and Conv weights (onnx/quantize.ts). */
+  /**
+   * int8 quantization: dynamic for the large MatMuls (onnx/quantize.ts); with `convRanges` also
+   * static for the large convolutions (onnx/static_conv.ts).
+   */
   quantize?: 'int8';
+  /** Calibrated activation ranges of the candidate convolutions, in graph order (needs `quantize`). */
+  convRanges?: readonly ConvActivationRange[];
+  /** Add each candidate convolution's input and output as graph outputs, for calibration. */
+  probeConvs?: boolean;
   /**
    * Symbolic sizes besides the batch: each with a trace at the first batch size in which only
    * this size differs from the first trace (`values`: its size in the first trace, then in its
@@ -65,6 +73,8 @@ export interface BuiltGraph {
   fused: { gelu: number; layerNorm: number; gemm: number };
   /** Layers rewritten to int8, when quantized. */
   quantized: QuantizeReport | null;
+  /** Names of the probe outputs (`probeConvs`), in candidate order: input then output of each. */
+  probes: string[];
   /** Initializer names: state-dict keys, or the key a folded constant comes from plus its kernels. */
   initializers: string[];
 }
@@ -319,9 +329,26 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
     gemm: flattenBiasedMatMuls(nodes, g),
   };
   let quantized: QuantizeReport | null = null;
-  if (options.quantize === 'int8') ({ nodes, report: quantized } = quantizeInt8(nodes, g));
-  else if (options.quantize !== undefined)
+  if (options.quantize !== undefined && options.quantize !== 'int8')
     throw new Error(`unknown quantization '${options.quantize as string}'`);
+  if (options.convRanges && !options.quantize) throw new Error('convRanges needs quantize: int8');
+  if (options.probeConvs && options.quantize) throw new Error('probes are for the float graph only');
+  let probes: string[] = [];
+  if (options.probeConvs) {
+    probes = addConvProbes(nodes, g);
+    for (const name of probes) {
+      outNames.push(name);
+      outputs.push({ name, elemType: onnxType('float32'), shape: [0, 1, 2, 3].map((i) => `${name}_${i}`) });
+    }
+  }
+  if (options.quantize === 'int8') {
+    let staticConv = 0;
+    if (options.convRanges)
+      ({ nodes, count: staticConv } = quantizeConvsStatic(nodes, g, options.convRanges));
+    let report: QuantizeReport;
+    ({ nodes, report } = quantizeInt8(nodes, g));
+    quantized = { ...report, staticConv };
+  }
   const pruned = prune(nodes, outNames);
   nodes = pruned.nodes;
   const initializers = g.tensorProtos().filter((t) => pruned.used.has(t.name));
@@ -344,6 +371,7 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
     ops,
     fused,
     quantized,
+    probes,
     initializers: initializers.map((t) => t.name),
   };
 }

@@ -29,6 +29,9 @@ export type { BuildOptions, BuiltGraph, GraphInputSpec, GraphSymbol } from './gr
 export { traceKernels } from './trace.js';
 export type { Trace, KernelCall, TensorMeta, ConstTensor } from './trace.js';
 export { KERNELS } from './onnx/ops.js';
+export { convProbeNames, parseConvProbeName, staticConvCandidates, uint8Params } from './onnx/static_conv.js';
+export type { ConvActivationRange } from './onnx/static_conv.js';
+export type { QuantizeReport } from './onnx/quantize.js';
 export { encodeModel } from './onnx/proto.js';
 export { standinClipOnnx, writeStandinClip } from './standin_clip.js';
 export type { StandinClipFiles } from './standin_clip.js';

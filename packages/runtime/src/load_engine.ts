@@ -57,6 +57,12 @@ async function sha256File(file: string): Promise<string> {
 }
 
 /**
+ * Bumped when the exporter writes different graphs for the same checkpoint, so that older cached
+ * exports are not reused (2: int8 exports calibrate the decoder's convolutions to static int8).
+ */
+export const EXPORT_CACHE_VERSION = 2;
+
+/**
  * Export a checkpoint to ONNX in `cacheDir` unless an export of the same bytes (and options) is
  * there already; returns the export directory. Written to a temporary directory and renamed, so
  * an interrupted export is never mistaken for a finished one.
@@ -68,7 +74,10 @@ export async function exportCheckpointCached(
     'preset' | 'quantize' | 'cacheDir' | 'log' | 'backend' | 'promptExtensions'
   > = {},
 ): Promise<string> {
-  const key = (await sha256File(checkpoint)).slice(0, 32) + (options.quantize ? `-${options.quantize}` : '');
+  const key =
+    (await sha256File(checkpoint)).slice(0, 32) +
+    `-v${EXPORT_CACHE_VERSION}` +
+    (options.quantize ? `-${options.quantize}` : '');
   const root = options.cacheDir ?? defaultExportCacheDir();
   const dir = path.join(root, key);
   if (existsSync(path.join(dir, MANIFEST_FILE))) return dir;

@@ -8,7 +8,13 @@ import type { DecodePrompts, DecodeResult, SegmentationEngine } from './engine.j
 import { readManifest, type ExportManifest } from './manifest.js';
 
 /** Options of {@link OnnxEngine.load}. */
-export type OnnxEngineOptions = OrtSessionOptions;
+export interface OnnxEngineOptions extends OrtSessionOptions {
+  /**
+   * Called with every output of every decoder run, including outputs the engine does not use
+   * (int8 calibration reads the probe outputs of a probed export this way).
+   */
+  onDecoderOutputs?: (outputs: Record<string, Ort.Tensor>) => void;
+}
 
 /** {@link SegmentationEngine} over `image_encoder.onnx` and `prompt_decoder.onnx`. */
 export class OnnxEngine implements SegmentationEngine {
@@ -18,6 +24,7 @@ export class OnnxEngine implements SegmentationEngine {
   readonly #ort: OrtModule;
   readonly #encoder: Ort.InferenceSession;
   readonly #decoder: Ort.InferenceSession;
+  readonly #onDecoderOutputs?: OnnxEngineOptions['onDecoderOutputs'];
   #closed = false;
 
   private constructor(
@@ -25,7 +32,9 @@ export class OnnxEngine implements SegmentationEngine {
     manifest: ExportManifest,
     enc: Ort.InferenceSession,
     dec: Ort.InferenceSession,
+    onDecoderOutputs?: OnnxEngineOptions['onDecoderOutputs'],
   ) {
+    this.#onDecoderOutputs = onDecoderOutputs;
     this.#ort = ort;
     this.manifest = manifest;
     this.clipDim = manifest.clipDim;
@@ -39,7 +48,7 @@ export class OnnxEngine implements SegmentationEngine {
     const enc = await openOrtSession(manifest.encoderFile, options);
     try {
       const dec = await openOrtSession(manifest.decoderFile, options);
-      return new OnnxEngine(enc.ort, manifest, enc.session, dec.session);
+      return new OnnxEngine(enc.ort, manifest, enc.session, dec.session, options.onDecoderOutputs);
     } catch (e) {
       await enc.session.release();
       throw e;
@@ -103,6 +112,7 @@ export class OnnxEngine implements SegmentationEngine {
       crops: new Tensor('float32', p.crops, [n, 3, CROP_SIDE, CROP_SIDE]),
       ...extraFeeds,
     });
+    this.#onDecoderOutputs?.(out as Record<string, Ort.Tensor>);
     const logits = (out.low_res_logits as Ort.Tensor).data as Float32Array;
     if (logits.length !== n * LOW_RES_SIZE * LOW_RES_SIZE)
       throw new FormatError(`low_res_logits has ${logits.length} values for ${n} boxes`, {

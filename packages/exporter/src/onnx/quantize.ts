@@ -2,9 +2,10 @@
 // and fusions expect (the same graph shape as its own `quantize_dynamic`): activations are
 // quantized to uint8 per tensor at run time (DynamicQuantizeLinear), weights are stored as 8-bit
 // integers with one scale per output channel, and the integer product is scaled back to float.
-// Small layers stay float: they cost little and lose the most accuracy. Convolutions stay float:
-// onnxruntime 1.30's ConvInteger was slower than its float NCHWc convolution when tried here
-// (decoder 1.02 s with uint8 weights, 4.9 s with int8, 0.80 s in float; docs/benchmarks.md).
+// Small layers stay float: they cost little and lose the most accuracy. Convolutions are not
+// handled here: onnxruntime 1.30's dynamic form, ConvInteger, was slower than its float NCHWc
+// convolution when tried (decoder 1.02 s with uint8 weights, 4.9 s with int8, 0.80 s in float,
+// measured under load), so calibrated convolutions become static QLinearConv (static_conv.ts).
 import type { GraphBuilder } from './builder.js';
 import { DataType, type NodeProto } from './proto.js';
 
@@ -14,6 +15,8 @@ export const MIN_QUANTIZED_WEIGHTS = 16384;
 /** Counts of the layers a quantization pass rewrote. */
 export interface QuantizeReport {
   matMul: number;
+  /** Convolutions rewritten to static QLinearConv (onnx/static_conv.ts). */
+  staticConv: number;
 }
 
 /** Symmetric per-column (`axis` = last) or per-row (first) int8 codes and scales of a weight. */
@@ -59,7 +62,7 @@ export function quantizeInt8(
   nodes: NodeProto[],
   g: GraphBuilder,
 ): { nodes: NodeProto[]; report: QuantizeReport } {
-  const report: QuantizeReport = { matMul: 0 };
+  const report: QuantizeReport = { matMul: 0, staticConv: 0 };
   const out: NodeProto[] = [];
   // One DynamicQuantizeLinear per activation, shared by all products that read it.
   const quantized = new Map<string, [string, string, string]>();
