@@ -9,7 +9,7 @@ import type * as OrtWeb from 'onnxruntime-web';
 import { initBackend, nn } from '@mcp-medsam/core';
 import { exportOnnx } from '@mcp-medsam/exporter';
 import { McpMedsam, TINY } from '@mcp-medsam/model';
-import { OnnxEngine, type DecodePrompts } from '../src/index.js';
+import { exportModel, OnnxEngine, type DecodePrompts } from '../src/index.js';
 
 const require = createRequire(import.meta.url);
 const ortWeb = require('onnxruntime-web') as typeof OrtWeb;
@@ -21,8 +21,13 @@ beforeAll(async () => {
   nn.setInitSeed(3);
   const model = new McpMedsam(TINY);
   exportOnnx(model, { outDir: path.join(dir, 'fp32') });
-  exportOnnx(model, { outDir: path.join(dir, 'int8'), quantize: 'int8' });
   model.dispose();
+  // int8 on a tiny model wide enough for its decoder convolutions to become static QLinearConv
+  // (the tiny preset's are all too small), calibrated as `mcp-medsam export --quantize int8` does.
+  const wide = new McpMedsam({ ...TINY, name: 'tiny-wide', embedDim: 48 });
+  const int8 = await exportModel(wide, path.join(dir, 'int8'), { quantize: 'int8' });
+  expect(JSON.parse(await readFile(int8.manifest, 'utf8')).int8.decoder.staticConv).toBe(13);
+  wide.dispose();
   ortWeb.env.wasm.numThreads = 1;
 }, 300_000);
 afterAll(() => rm(dir, { recursive: true, force: true }));
