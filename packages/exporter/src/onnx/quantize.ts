@@ -20,7 +20,7 @@ export interface QuantizeReport {
 }
 
 /** Symmetric per-column (`axis` = last) or per-row (first) int8 codes and scales of a weight. */
-function quantizeWeights(
+export function quantizeWeights(
   w: Float32Array,
   rows: number,
   cols: number,

@@ -10,7 +10,7 @@
 // observed ranges come back here as `ConvActivationRange`s, in the same candidate order.
 import type { GraphBuilder } from './builder.js';
 import { DataType, type NodeProto } from './proto.js';
-import { MIN_QUANTIZED_WEIGHTS } from './quantize.js';
+import { MIN_QUANTIZED_WEIGHTS, quantizeWeights } from './quantize.js';
 
 /** Observed value ranges of one candidate convolution's input and output (before any activation). */
 export interface ConvActivationRange {
@@ -77,23 +77,6 @@ export function uint8Params(lo: number, hi: number): { scale: number; zero: numb
   return { scale, zero };
 }
 
-/** Symmetric int8 codes and one scale per output channel of an OIHW weight. */
-function quantizeFilters(w: Float32Array, outC: number): { codes: Int8Array; scales: Float32Array } {
-  const per = w.length / outC;
-  const codes = new Int8Array(w.length);
-  const scales = new Float32Array(outC);
-  for (let o = 0; o < outC; o++) {
-    let m = 0;
-    for (let i = 0; i < per; i++) m = Math.max(m, Math.abs(w[o * per + i]));
-    scales[o] = m > 0 ? m / 127 : 1;
-    for (let i = 0; i < per; i++) {
-      const q = Math.round(w[o * per + i] / scales[o]);
-      codes[o * per + i] = Math.max(-127, Math.min(127, q));
-    }
-  }
-  return { codes, scales };
-}
-
 /**
  * Rewrites candidate `k` into QuantizeLinear → QLinearConv → DequantizeLinear with
  * `ranges[k]`; the float output keeps its name, so the rest of the graph is unchanged. Returns
@@ -124,7 +107,8 @@ export function quantizeConvsStatic(
     const y = uint8Params(...r.output);
     const w = g.initializers.get(n.inputs[1])!;
     const outC = w.dims[0];
-    const { codes, scales } = quantizeFilters(w.data as Float32Array, outC);
+    // One scale per output channel: an OIHW weight is (outC) rows of in·kh·kw.
+    const { codes, scales } = quantizeWeights(w.data as Float32Array, outC, w.data.length / outC, false);
     const wq = g.addInitializer(`${n.inputs[1]}:int8`, DataType.INT8, w.dims, new Uint8Array(codes.buffer));
     const ws = g.addInitializer(`${n.inputs[1]}:scale`, DataType.FLOAT, [outC], scales);
     const wz = g.addInitializer(`${n.inputs[1]}:zero`, DataType.INT8, [outC], new Uint8Array(outC));
