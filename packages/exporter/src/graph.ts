@@ -4,6 +4,7 @@
 // become initializers named by their state-dict keys; constant subgraphs (BatchNorm folding,
 // filter transposes, gathered weights, the dense positional encoding) are already evaluated in
 // the trace and become initializers too.
+import { InputError } from '@mcp-medsam/core';
 import type { KernelCall, TensorMeta, Trace } from './trace.js';
 import { GraphBuilder, onnxType, type Dim } from './onnx/builder.js';
 import type { OpContext } from './onnx/ops.js';
@@ -330,9 +331,10 @@ export function buildOnnx(a: Trace, b: Trace, options: BuildOptions): BuiltGraph
   };
   let quantized: QuantizeReport | null = null;
   if (options.quantize !== undefined && options.quantize !== 'int8')
-    throw new Error(`unknown quantization '${options.quantize as string}'`);
-  if (options.convRanges && !options.quantize) throw new Error('convRanges needs quantize: int8');
-  if (options.probeConvs && options.quantize) throw new Error('probes are for the float graph only');
+    throw new InputError(`unknown quantization '${options.quantize as string}' (known: int8)`);
+  if (options.convRanges && !options.quantize) throw new InputError('convRanges needs quantize: int8');
+  if (options.probeConvs && options.quantize)
+    throw new InputError('probes are for the float graph only (not with quantize)');
   let probes: string[] = [];
   if (options.probeConvs) {
     probes = addConvProbes(nodes, g);

@@ -2,7 +2,7 @@
 // rewrite and its accuracy against the float graph, on a tiny model widened so that its decoder
 // convolutions have enough weights to be quantized.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, nn, tf } from '@mcp-medsam/core';
+import { initBackend, InputError, nn, tf } from '@mcp-medsam/core';
 import { McpMedsam, TINY } from '@mcp-medsam/model';
 import {
   convProbeNames,
@@ -48,6 +48,7 @@ describe('uint8Params', () => {
   });
 
   it('rejects empty and non-finite ranges', () => {
+    expect(() => uint8Params(2, 1)).toThrow(InputError);
     expect(() => uint8Params(2, 1)).toThrow(/invalid calibration range \[2, 1\]/);
     expect(() => uint8Params(NaN, 1)).toThrow(/invalid calibration range/);
   });
@@ -128,6 +129,7 @@ describe('calibrated static int8 decoder convolutions', () => {
   });
 
   it('rejects ranges that do not fit the graph', () => {
+    expect(() => exportDecoder(model, { quantize: 'int8', convRanges: ranges.slice(1) })).toThrow(InputError);
     expect(() => exportDecoder(model, { quantize: 'int8', convRanges: ranges.slice(1) })).toThrow(
       /calibration has 12 convolution ranges, the graph 13 candidate convolutions/,
     );

@@ -8,6 +8,7 @@
 // measured first on calibration data: the float graph is exported once with "probes" (each
 // candidate convolution's input and output as extra graph outputs), run on real prompts, and the
 // observed ranges come back here as `ConvActivationRange`s, in the same candidate order.
+import { InputError } from '@mcp-medsam/core';
 import type { GraphBuilder } from './builder.js';
 import { DataType, type NodeProto } from './proto.js';
 import { MIN_QUANTIZED_WEIGHTS, quantizeWeights } from './quantize.js';
@@ -69,7 +70,7 @@ export function addConvProbes(nodes: NodeProto[], g: GraphBuilder): string[] {
 /** uint8 scale and zero point covering [lo, hi] (widened to include 0, as ONNX requires). */
 export function uint8Params(lo: number, hi: number): { scale: number; zero: number } {
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || lo > hi)
-    throw new Error(`invalid calibration range [${lo}, ${hi}]`);
+    throw new InputError(`invalid calibration range [${lo}, ${hi}]`);
   const a = Math.min(lo, 0);
   const b = Math.max(hi, 0);
   const scale = b > a ? Math.fround((b - a) / 255) : 1;
@@ -89,7 +90,7 @@ export function quantizeConvsStatic(
 ): { nodes: NodeProto[]; count: number } {
   const candidates = staticConvCandidates(nodes, g);
   if (ranges.length !== candidates.length)
-    throw new Error(
+    throw new InputError(
       `calibration has ${ranges.length} convolution ranges, the graph ${candidates.length} candidate convolutions`,
     );
   const index = new Map(candidates.map((n, k) => [n, k]));
