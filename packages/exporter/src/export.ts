@@ -376,7 +376,6 @@ export function exportOnnx(model: McpMedsam, options: ExportOnnxOptions): Export
           },
         }
       : {}),
-    ...(decoder.probes.length ? { probes: decoder.probes } : {}),
     opset: OPSET,
     irVersion: IR_VERSION,
     files: {

@@ -5,16 +5,17 @@
  * from the inputs the decoder will see: real crops, CLIP features, modality texts and, in 3D,
  * boxes propagated from the previous slice's mask.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { InputError, MODALITIES } from '@mcp-medsam/core/common';
 import { parseConvProbeName, writeStandinClip, type ConvActivationRange } from '@mcp-medsam/exporter';
-import { readChallengeCase, SYNTHETIC_DIMS, SYNTHETIC_KINDS, syntheticCase } from '@mcp-medsam/io';
+import { SYNTHETIC_DIMS, SYNTHETIC_KINDS, syntheticCase } from '@mcp-medsam/io';
 import { OnnxClipVision, TextFeatureTable } from '@mcp-medsam/prompts';
 import { OnnxEngine } from './onnx_engine.js';
-import { MedsamPredictor, modalityToken, type CaseInput } from './predictor.js';
+import { listNpzCases, readCaseInput } from './case_files.js';
+import { MedsamPredictor, type CaseInput } from './predictor.js';
 
 /** Where calibration prompts come from. */
 export interface CalibrationOptions {
@@ -71,21 +72,14 @@ async function* calibrationCases(options: CalibrationOptions): AsyncGenerator<Ca
     }
     return;
   }
-  let names: string[];
-  try {
-    names = (await readdir(options.data)).filter((f) => f.toLowerCase().endsWith('.npz')).sort();
-  } catch (e) {
-    throw new InputError('cannot list the calibration directory', { file: options.data, cause: e });
-  }
-  names = names.slice(0, options.maxCases ?? DEFAULT_MAX_CASES);
-  if (!names.length)
-    throw new InputError('no .npz cases in the calibration directory', { file: options.data });
+  const names = (await listNpzCases(options.data, 'calibration directory')).slice(
+    0,
+    options.maxCases ?? DEFAULT_MAX_CASES,
+  );
   for (const name of names) {
     const file = path.join(options.data, name);
     try {
-      const c = await readChallengeCase(file);
-      if (!c.boxes) throw new InputError("a calibration case needs a 'boxes' array", { file });
-      yield { imgs: c.imgs, boxes: c.boxes, modality: modalityToken(name), dims: c.dims, file };
+      yield await readCaseInput(file, name);
     } catch (e) {
       yield { error: e as Error, file };
     }

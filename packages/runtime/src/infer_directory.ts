@@ -2,12 +2,13 @@
  * A directory of challenge npz cases in, one `segs` npz per case and `efficiency.csv` out, as the
  * challenge's inference script does. A case that fails is reported and the others go on.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { InputError, MedsamError } from '@mcp-medsam/core/common';
-import { readChallengeCase, writeSegs } from '@mcp-medsam/io';
+import { MedsamError } from '@mcp-medsam/core/common';
+import { writeSegs } from '@mcp-medsam/io';
 import type { Pipeline3DOptions } from './pipeline_3d.js';
-import { modalityToken, type MedsamPredictor } from './predictor.js';
+import { listNpzCases, readCaseInput } from './case_files.js';
+import type { MedsamPredictor } from './predictor.js';
 
 /** Options of {@link inferDirectory}. */
 export interface InferDirectoryOptions extends Omit<Pipeline3DOptions, 'file' | 'keepLogits'> {
@@ -45,25 +46,15 @@ function describe(e: unknown): string {
 export async function inferDirectory(options: InferDirectoryOptions): Promise<CaseReport[]> {
   const { input, output, predictor } = options;
   const log = options.log ?? (() => undefined);
-  let names: string[];
-  try {
-    names = (await readdir(input)).filter((f) => f.toLowerCase().endsWith('.npz')).sort();
-  } catch (e) {
-    throw new InputError('cannot list the input directory', { file: input, cause: e });
-  }
-  if (!names.length) throw new InputError('no .npz cases in the input directory', { file: input });
+  const names = await listNpzCases(input, 'input directory');
   await mkdir(output, { recursive: true });
   const reports: CaseReport[] = [];
   for (const [i, name] of names.entries()) {
     const file = path.join(input, name);
     const t0 = performance.now();
     try {
-      const c = await readChallengeCase(file);
-      if (!c.boxes) throw new InputError("the case has no 'boxes' array", { file });
-      const result = await predictor.segment(
-        { imgs: c.imgs, boxes: c.boxes, modality: modalityToken(name), dims: c.dims, file },
-        options,
-      );
+      const c = await readCaseInput(file, name);
+      const result = await predictor.segment(c, options);
       await writeSegs(path.join(output, name), result.segs, c.boxes.shape[0]);
       const seconds = (performance.now() - t0) / 1000;
       reports.push({

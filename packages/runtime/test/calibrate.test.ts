@@ -128,7 +128,7 @@ describe('calibrateDecoderConvs', () => {
     );
     // Training-layout cases have no boxes: each is skipped, and with none left it is an error.
     await expect(calibrateDecoderConvs(probeDir, { data: path.join(empty, 'train') })).rejects.toThrow(
-      /no calibration case could be used \(.*2D_US_synthetic-0\.npz: a calibration case needs a 'boxes' array\)/,
+      /no calibration case could be used \(.*2D_US_synthetic-0\.npz: the case has no 'boxes' array\)/,
     );
   }, 120_000);
 });
